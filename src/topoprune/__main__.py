@@ -1,0 +1,5 @@
+import sys
+
+from topoprune.cli import main
+
+sys.exit(main())
