@@ -1,0 +1,30 @@
+"""``topoprune train``: train a model from scratch and report accuracy, params and MACs."""
+
+from __future__ import annotations
+
+import argparse
+
+from topoprune.cli.options import add_training_options, training_config
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a model from scratch")
+    add_training_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from topoprune.train.run import run_training
+
+    summary = run_training(
+        args.model,
+        args.dataset,
+        training_config(args),
+        root=args.root,
+        split_seed=args.split_seed,
+        out_dir=args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    print(summary.describe())
+    return 0

@@ -1,0 +1,143 @@
+"""Augmentation and normalisation of whole batches of images held as tensors, on any device.
+
+Every function takes a float batch ``B×C×H×W`` (values in [0, 1] before normalisation) and
+returns a new batch of the same shape, dtype and device. Random choices are made per image and
+drawn from ``generator`` (on its own device; a CPU generator works for a GPU batch too), so a
+generator seeded the same gives the same output.
+
+>>> import torch
+>>> batch = torch.rand(4, 3, 32, 32)
+>>> crop_flip = BatchTransform(mean=(0.5,) * 3, std=(0.25,) * 3, padding=4, flip=True)
+>>> out = crop_flip(batch, torch.Generator().manual_seed(0))
+>>> out.shape == batch.shape
+True
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from topoprune.data.checks import non_negative_int
+from topoprune.data.splits import DatasetSplits
+from topoprune.errors import TopopruneError
+
+CROP_DATASETS = frozenset({"cifar10", "cifar100", "svhn", "imagefolder"})
+"""Datasets trained with random crops, padded by 1/8 of the image side (4 pixels at 32×32)."""
+
+FLIP_DATASETS = frozenset({"cifar10", "cifar100", "imagefolder"})
+"""Datasets trained with random horizontal flips (not digits: a mirrored digit is another sign)."""
+
+
+def random_crop(
+    batch: torch.Tensor, padding: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Zero-pad every side by ``padding``, then cut a random H×W window out of each image.
+
+    Each image's window offset ``(dy, dx)`` is uniform in ``0 .. 2·padding``; ``padding=0``
+    returns ``batch`` itself.
+
+    >>> batch = torch.arange(4.0).view(1, 1, 2, 2)
+    >>> random_crop(batch, 1, torch.Generator().manual_seed(3)).shape
+    torch.Size([1, 1, 2, 2])
+    """
+    _check_batch(batch)
+    non_negative_int(padding, "padding")
+    if padding == 0:
+        return batch
+    size, channels, height, width = batch.shape
+    draw_on = _device_of(generator)
+    offsets = torch.randint(2 * padding + 1, (2, size), generator=generator, device=draw_on)
+    offsets = offsets.to(batch.device)
+    padded = F.pad(batch, (padding, padding, padding, padding))
+    rows = offsets[0, :, None] + torch.arange(height, device=batch.device)  # B×H
+    cols = offsets[1, :, None] + torch.arange(width, device=batch.device)  # B×W
+    images = torch.arange(size, device=batch.device)[:, None, None, None]
+    planes = torch.arange(channels, device=batch.device)[None, :, None, None]
+    return padded[images, planes, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_hflip(
+    batch: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
+) -> torch.Tensor:
+    """Mirror each image left to right with probability ``p``.
+
+    >>> batch = torch.tensor([[[[1.0, 2.0]]]])
+    >>> random_hflip(batch, p=1.0)
+    tensor([[[[2., 1.]]]])
+    """
+    _check_batch(batch)
+    draws = torch.rand(batch.shape[0], generator=generator, device=_device_of(generator))
+    flips = (draws < p).to(batch.device)
+    return torch.where(flips[:, None, None, None], batch.flip(-1), batch)
+
+
+def normalize_batch(
+    batch: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """``(batch - mean) / std`` with one mean and std per channel.
+
+    >>> normalize_batch(torch.ones(1, 2, 1, 1), (0.5, 1.0), (0.25, 1.0)).flatten().tolist()
+    [2.0, 0.0]
+    """
+    _check_batch(batch)
+    if not len(mean) == len(std) == batch.shape[1]:
+        raise TopopruneError(
+            f"normalisation has {len(mean)} means and {len(std)} stds for a batch with "
+            f"{batch.shape[1]} channels; use the mean and std of the same dataset"
+        )
+    shape = (1, -1, 1, 1)
+    mean_t = torch.tensor(mean, dtype=batch.dtype, device=batch.device).view(shape)
+    std_t = torch.tensor(std, dtype=batch.dtype, device=batch.device).view(shape)
+    return (batch - mean_t) / std_t
+
+
+@dataclass(frozen=True)
+class BatchTransform:
+    """Random crop (if ``padding``), random flip (if ``flip``), then normalisation.
+
+    Call it as ``transform(batch, generator=None) -> batch``, shapes B×C×H×W in and out.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    padding: int = 0
+    flip: bool = False
+
+    def __call__(
+        self, batch: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        batch = random_crop(batch, self.padding, generator)
+        if self.flip:
+            batch = random_hflip(batch, generator)
+        return normalize_batch(batch, self.mean, self.std)
+
+
+def train_augment(splits: DatasetSplits) -> BatchTransform:
+    """The training-time transform suited to ``splits.name``.
+
+    cifar10, cifar100, imagefolder: crop (padding = min(H, W) // 8) and flip; svhn: crop only;
+    digits, mnist5k, synthetic: normalisation only. Always ends with ``normalize(splits)``.
+    """
+    padding = min(splits.image_size) // 8 if splits.name in CROP_DATASETS else 0
+    return BatchTransform(
+        splits.mean, splits.std, padding=padding, flip=splits.name in FLIP_DATASETS
+    )
+
+
+def normalize(splits: DatasetSplits) -> BatchTransform:
+    """The evaluation-time transform: normalisation with the dataset's mean and std only."""
+    return BatchTransform(splits.mean, splits.std)
+
+
+def _device_of(generator: torch.Generator | None) -> torch.device:
+    """Where random numbers are drawn: the generator's device, or the CPU's global generator."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _check_batch(batch: torch.Tensor) -> None:
+    if batch.dim() != 4:
+        raise TopopruneError(
+            f"expected a batch of images B×C×H×W; got shape {tuple(batch.shape)} "
+            "(add a batch dimension with x.unsqueeze(0))"
+        )

@@ -1,0 +1,116 @@
+"""Wall-clock latency of a model's forward pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from topoprune.errors import TopopruneError
+from topoprune.measure.running import evaluating, example_input, forward
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Forward-pass times in milliseconds over ``repeats`` timed runs of one batch.
+
+    ``std_ms`` is the sample standard deviation (0 for a single run); ``p10_ms``/``p90_ms`` are
+    linear-interpolated percentiles. ``threads`` is torch's intra-op thread count at the time.
+    """
+
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    p10_ms: float
+    p90_ms: float
+    batch: int
+    repeats: int
+    warmup: int
+    device: str
+    threads: int
+    samples_ms: list[float] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        """Inputs per second at the median latency."""
+        return self.batch * 1000.0 / self.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict, throughput included."""
+        return {**asdict(self), "throughput": self.throughput}
+
+
+def _stats(samples_ms: list[float], **run: Any) -> LatencyStats:
+    times = np.asarray(samples_ms)
+    return LatencyStats(
+        median_ms=float(np.median(times)),
+        mean_ms=float(times.mean()),
+        std_ms=float(times.std(ddof=1)) if times.size > 1 else 0.0,
+        min_ms=float(times.min()),
+        max_ms=float(times.max()),
+        p10_ms=float(np.percentile(times, 10)),
+        p90_ms=float(np.percentile(times, 90)),
+        samples_ms=list(samples_ms),
+        **run,
+    )
+
+
+def latency(
+    model: nn.Module,
+    input_size: Sequence[int],
+    batch: int = 1,
+    *,
+    warmup: int = 3,
+    repeats: int = 10,
+    device: str | torch.device = "cpu",
+) -> LatencyStats:
+    """Time ``model`` on a ``(batch, *input_size)`` input under ``torch.inference_mode``.
+
+    The model runs in eval mode (each module's mode is restored afterwards) and must already be on
+    ``device``; on CUDA every run is synchronised before the clock is read. After the call a pruned
+    module's recomputed ``weight`` is an inference tensor until its next forward.
+
+    Example
+    -------
+    >>> import torch
+    >>> stats = latency(torch.nn.Linear(8, 4), (8,), batch=2, warmup=1, repeats=3)
+    >>> stats.repeats, stats.min_ms <= stats.median_ms <= stats.max_ms
+    (3, True)
+    """
+    if batch < 1 or warmup < 0 or repeats < 1:
+        raise TopopruneError(
+            f"latency needs batch >= 1, warmup >= 0 and repeats >= 1; "
+            f"got batch={batch}, warmup={warmup}, repeats={repeats}"
+        )
+    x = example_input(model, input_size, batch, device)
+    on_cuda = x.device.type == "cuda"
+
+    def synchronize() -> None:
+        if on_cuda:
+            torch.cuda.synchronize(x.device)
+
+    samples_ms: list[float] = []
+    with evaluating(model), torch.inference_mode():
+        for _ in range(warmup):
+            forward(model, x)
+        for _ in range(repeats):
+            synchronize()
+            start = time.perf_counter()
+            forward(model, x)
+            synchronize()
+            samples_ms.append((time.perf_counter() - start) * 1000.0)
+    return _stats(
+        samples_ms,
+        batch=batch,
+        repeats=repeats,
+        warmup=warmup,
+        device=str(x.device),
+        threads=torch.get_num_threads(),
+    )
