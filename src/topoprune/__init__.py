@@ -18,6 +18,9 @@ _LAZY = {
     "count": "topoprune.measure",
     "latency": "topoprune.measure",
     "train": "topoprune.train",
+    "prune": "topoprune.pruning",
+    "PruneResult": "topoprune.pruning",
+    "realize": "topoprune.realize",
     "TrainConfig": "topoprune.train",
 }
 

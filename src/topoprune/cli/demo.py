@@ -1,23 +1,56 @@
-"""``topoprune demo``: the main job on a bundled dataset, in about a minute on two cores."""
+"""``topoprune demo``: RGP against the dense model and the ring lattice on bundled MNIST images.
+
+A CIFAR-style VGG-11, narrowed so that it trains in seconds per epoch on two cores, is trained
+three times from the same initialisation: dense, pruned with RGP (an ASPL-optimised 4-regular
+graph on 16 nodes: 75% of every masked layer's connections removed), and pruned with the ring
+lattice of the same degree (the highest ASPL). The comparison table is printed and written to
+``OUT/report.md``.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+DEMO_MODEL = "vgg11"
+DEMO_WIDTHS = [32, 64, 64, 64, 128, 128, 128, 128]
+DEMO_NODES = 16
+DEMO_SPARSITY = 0.75
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="train a small model on bundled MNIST images")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser = subparsers.add_parser("demo", help="RGP vs dense vs ring lattice on bundled MNIST")
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/demo")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from topoprune.experiments.pruned_run import markdown_report, run_pruned
+    from topoprune.files import write_text
     from topoprune.train import TrainConfig
-    from topoprune.train.run import run_training
 
     config = TrainConfig(epochs=args.epochs, batch_size=64, lr=0.05, seed=args.seed)
-    summary = run_training("lenet5", "mnist5k", config, out_dir=args.out)
-    print(summary.describe())
+    runs = []
+    for method in (None, "rgp", "lattice"):
+        label = method or "dense"
+        print(f"== {label} ==")
+        runs.append(
+            run_pruned(
+                DEMO_MODEL,
+                "mnist5k",
+                config,
+                method=method,
+                sparsity=DEMO_SPARSITY,
+                prune_options={"nodes": DEMO_NODES, "seed": args.seed},
+                out_dir=Path(args.out) / label,
+                widths=DEMO_WIDTHS,
+                label=label,
+            )
+        )
+    table = markdown_report(runs)
+    write_text(Path(args.out) / "report.md", table)
+    print(table, end="")
     return 0

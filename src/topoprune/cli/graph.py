@@ -40,7 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.set_defaults(func=run_make)
 
     optimize = commands.add_parser("optimize", help="lower a regular graph's ASPL by edge swaps")
-    optimize.add_argument("--in", dest="source", default=None, help="start graph file")
+    optimize.add_argument(
+        "--in",
+        dest="source",
+        default=None,
+        help="start graph file (default: a random regular graph of --nodes and --degree)",
+    )
     _add_size_options(optimize, degree_required=False)
     optimize.add_argument("--strategy", choices=("anneal", "greedy", "rgp"), default="anneal")
     optimize.add_argument("--seconds", type=float, default=None, help="time budget")
@@ -150,8 +155,6 @@ def _check_plot_path(path: str | None) -> None:
         return
     if Path(path).suffix.lower() != ".png":
         raise TopopruneError(f"--plot must name a .png file, got {path!r}")
-    if not Path(path).parent.is_dir():
-        raise TopopruneError(f"folder of --plot {path!r} does not exist; create it first")
 
 
 def run_optimize(args: argparse.Namespace) -> int:
@@ -220,7 +223,7 @@ def run_info(args: argparse.Namespace) -> int:
         ("clustering", f"{average_clustering(adj):.4f}"),
     ]
     for name, value in rows:
-        print(f"{name:<15} {value}")
+        print(f"{name + ':':<16} {value}")
     return 0
 
 

@@ -22,6 +22,7 @@ def parse_input_size(text: str) -> tuple[int, int, int]:
 def add_training_options(parser: argparse.ArgumentParser, *, epochs: int = 1) -> None:
     """The options every command that trains a model accepts."""
     parser.add_argument("--model", required=True, help="model name (see `topoprune count --list`)")
+    parser.add_argument("--widths", default=None, help="per-layer widths, e.g. 32,64,64")
     parser.add_argument("--dataset", required=True, help="digits, mnist5k, cifar10, ...")
     parser.add_argument("--root", default=None, help="dataset folder for on-disk datasets")
     parser.add_argument("--epochs", type=int, default=epochs)
@@ -39,6 +40,16 @@ def add_training_options(parser: argparse.ArgumentParser, *, epochs: int = 1) ->
     parser.add_argument("--out", default=None, help="run folder (log, checkpoint, result)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def parse_widths(text: str | None) -> list[int] | None:
+    """``"32,64"`` -> ``[32, 64]``; None stays None (the model's default widths)."""
+    if text is None:
+        return None
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise TopopruneError(f"--widths must be comma-separated integers, got {text!r}") from None
 
 
 def training_config(args: argparse.Namespace):  # -> TrainConfig (torch imported lazily)

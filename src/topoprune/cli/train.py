@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from topoprune.cli.options import add_training_options, training_config
+from topoprune.cli.options import add_training_options, parse_widths, training_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         resume=args.resume,
         progress=not args.no_progress,
+        widths=parse_widths(args.widths),
     )
     print(summary.describe())
     return 0

@@ -8,7 +8,7 @@ The CLI's ``train`` and ``demo`` commands (and later methods that prune before t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,13 @@ class RunSummary:
     macs: int
     dense_params: int
     dense_macs: int
+    input_size: tuple[int, int, int]
+    model_kwargs: dict[str, Any]
     train: TrainResult
+    trained: nn.Module = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        summary = {k: v for k, v in self.__dict__.items() if k != "train"}
+        summary = {k: v for k, v in self.__dict__.items() if k not in ("train", "trained")}
         return {**summary, "flops": 2 * self.macs, "train": self.train.to_dict()}
 
     def describe(self) -> str:
@@ -57,31 +60,36 @@ def run_training(
     resume: bool = False,
     progress: bool = True,
     prepare: Callable[[nn.Module], dict[str, Any]] | None = None,
+    widths: list[int] | None = None,
 ) -> RunSummary:
     """Train ``model_name`` from scratch on ``dataset`` and return its summary.
 
     ``prepare(model)`` may change the freshly built model in place (e.g. apply pruning masks) before
     training and returns a JSON-serialisable record of what it did, saved in ``config.json``.
     """
+    config.validate()  # before anything is written
     splits = load_dataset(dataset, root=root, split_seed=split_seed)
-    model = create_model(
-        model_name,
-        num_classes=splits.num_classes,
-        in_channels=splits.in_channels,
-        seed=config.seed,
-    )
+    model_kwargs = {
+        "num_classes": splits.num_classes,
+        "in_channels": splits.in_channels,
+        "widths": widths,
+    }
+    model = create_model(model_name, **model_kwargs, seed=config.seed)
     record: dict[str, Any] = {
         "model": model_name,
         "dataset": dataset,
         "root": root,
         "split_seed": split_seed,
+        "widths": widths,
     }
     if prepare is not None:
         record["prepare"] = prepare(model)
     result = Trainer(
         model, splits, config, out_dir=out_dir, resume=resume, progress=progress, record=record
     ).fit()
-    counts = count(model, (splits.in_channels, *splits.image_size))
+    model.cpu()  # counting and the reports' latencies run on the CPU
+    input_size = (splits.in_channels, *splits.image_size)
+    counts = count(model, input_size)
     summary = RunSummary(
         model=model_name,
         dataset=dataset,
@@ -90,7 +98,10 @@ def run_training(
         macs=counts.macs,
         dense_params=counts.dense_params,
         dense_macs=counts.dense_macs,
+        input_size=input_size,
+        model_kwargs=model_kwargs,
         train=result,
+        trained=model,
     )
     if out_dir is not None:
         write_json(Path(out_dir) / "summary.json", summary.to_dict())

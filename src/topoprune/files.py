@@ -1,0 +1,56 @@
+"""Atomic file writes, shared by every layer of the package (no torch, no numpy).
+
+A file is written to a temporary name in the target's folder and renamed over the target, so a
+crash never leaves a half-written checkpoint, graph, log or report behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it onto ``path``.
+
+    >>> atomic_write("out.bin", lambda f: f.write(b"abc"))  # doctest: +SKIP
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes it private (0600)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Atomically write a UTF-8 text file."""
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Atomically write ``obj`` as indented JSON."""
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+    """Atomically (re)write a JSON-lines file with one row per line."""
+    return write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))

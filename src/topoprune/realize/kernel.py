@@ -1,0 +1,175 @@
+"""The native direct-convolution kernel: compiled on first use, loaded with ctypes, optional.
+
+``block_conv.cpp`` (next to this file) is plain C++ with no Python or torch headers: the first
+call compiles it with the system C++ compiler (``$CXX``, else ``c++``/``g++``/``clang++``) in
+about a second, with ``-O3 -march=native``, into a cache folder (``$TOPOPRUNE_CACHE_DIR``, else
+``~/.cache/topoprune``) under a name that hashes the source, the flags and this CPU, so later
+processes load it at once. Without a compiler, or if compilation fails, ``load_kernel()``
+returns ``None`` (with one warning) and callers use the pure-torch path.
+``TOPOPRUNE_NO_NATIVE=1`` turns the kernel off.
+
+>>> from topoprune.realize.kernel import load_kernel
+>>> kernel = load_kernel()  # None when no compiler is available
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("block_conv.cpp")
+FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")
+SYMBOL = "topoprune_block_conv2d"
+TILES = ((1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1))
+"""(output channels, 16-float vectors) register tiles the kernel is compiled for."""
+
+_I64 = ctypes.c_int64
+_PTR = ctypes.c_void_p
+_ARGTYPES = (
+    [_PTR, _I64, _I64, _I64, _I64]  # x, batch, channels, height, width
+    + [_PTR, _I64, _I64, _I64, _I64, _I64]  # w, groups, group_out, group_in, kernel_h, kernel_w
+    + [_PTR, _PTR, _PTR, _PTR, _I64]  # in_idx, out_idx, bias, out, out_channels
+    + [_I64, _I64, _I64, _I64]  # pad_h, pad_w, dil_h, dil_w
+    + [ctypes.c_int, ctypes.c_int, ctypes.c_int]  # ot, nv, threads
+)
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's feature flags where Linux lists them."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next(line for line in lines if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        flags = platform.processor()
+    return f"{platform.machine()} {flags}"
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TOPOPRUNE_CACHE_DIR") or Path.home() / ".cache" / "topoprune"
+    return Path(root) / "kernels"
+
+
+def _build(compiler: str, target: Path) -> None:
+    """Compile ``SOURCE`` to ``target`` atomically (temp file + rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(handle)
+    try:
+        subprocess.run(
+            [compiler, *FLAGS, str(SOURCE), "-o", temp],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        os.replace(temp, target)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+@functools.cache
+def load_kernel() -> ctypes.CDLL | None:
+    """The compiled kernel library, building it on first use; ``None`` where that is impossible."""
+    if os.environ.get("TOPOPRUNE_NO_NATIVE") == "1":
+        return None
+    compiler = _compiler()
+    if compiler is None or not SOURCE.exists():
+        warnings.warn(
+            "topoprune.realize: no C++ compiler (or kernel source) found; the native kernel is "
+            "off and realize() chooses among the pure-torch forms",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    key = hashlib.sha256(
+        b"\0".join(
+            [SOURCE.read_bytes(), " ".join(FLAGS).encode(), compiler.encode(), _cpu_signature().encode()]
+        )
+    ).hexdigest()[:16]
+    target = _cache_dir() / f"block_conv_{key}.so"
+    try:
+        if not target.exists():
+            _build(compiler, target)
+        library = ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError) as error:
+        detail = getattr(error, "stderr", None) or str(error)
+        warnings.warn(
+            f"topoprune.realize: building the native kernel failed ({detail.strip()[:300]}); "
+            "using the pure-torch forms",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    function = getattr(library, SYMBOL)
+    function.argtypes = _ARGTYPES
+    function.restype = ctypes.c_int
+    return library
+
+
+def kernel_available() -> bool:
+    """Whether the native kernel compiled and loaded on this machine."""
+    return load_kernel() is not None
+
+
+def block_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    in_index: torch.Tensor,
+    out_index: torch.Tensor,
+    bias: torch.Tensor | None,
+    out_channels: int,
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    tile: tuple[int, int],
+) -> torch.Tensor:
+    """Stride-1 group-gathered convolution with the native kernel (float32, CPU).
+
+    ``x`` (B, C, H, W); ``weight`` (G, og, ig, kh, kw); ``in_index`` (G, ig) and ``out_index``
+    (G, og) int64 channel numbers with -1 for padding slots; ``bias`` (out_channels,) or None.
+    Returns (B, out_channels, Ho, Wo) with
+    ``out[:, out_index[g, o]] = bias + sum_s conv2d(x[:, in_index[g, s]], weight[g, o, s])``.
+    Every output channel must appear in ``out_index`` exactly once. ``tile`` is one of ``TILES``
+    with its first number dividing og. Raises RuntimeError when the kernel is not available.
+    """
+    library = load_kernel()
+    if library is None:
+        raise RuntimeError("the native kernel is not available; check kernel_available() first")
+    x, weight = x.contiguous(), weight.contiguous()
+    in_index, out_index = in_index.contiguous(), out_index.contiguous()
+    bias = bias.contiguous() if bias is not None else None
+    batch, channels, height, width = x.shape
+    groups, group_out, group_in, kernel_h, kernel_w = weight.shape
+    out_h = height + 2 * padding[0] - dilation[0] * (kernel_h - 1)
+    out_w = width + 2 * padding[1] - dilation[1] * (kernel_w - 1)
+    if out_h < 1 or out_w < 1:
+        raise RuntimeError(f"input {height}x{width} is smaller than the dilated kernel")
+    out = torch.empty(batch, out_channels, out_h, out_w, dtype=x.dtype, device=x.device)
+    bias_ptr = bias.data_ptr() if bias is not None else None
+    status = getattr(library, SYMBOL)(
+        x.data_ptr(), batch, channels, height, width,
+        weight.data_ptr(), groups, group_out, group_in, kernel_h, kernel_w,
+        in_index.data_ptr(), out_index.data_ptr(), bias_ptr, out.data_ptr(), out_channels,
+        padding[0], padding[1], dilation[0], dilation[1],
+        tile[0], tile[1], torch.get_num_threads(),
+    )  # fmt: skip
+    if status != 0:
+        raise RuntimeError(f"native block_conv2d failed with status {status} (tile {tile})")
+    return out
