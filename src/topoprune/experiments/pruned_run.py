@@ -61,6 +61,7 @@ def run_pruned(
     latency_batch: int = 64,
     label: str | None = None,
     widths: list[int] | None = None,
+    measure_speed: bool = True,
 ) -> PrunedRun:
     """Train ``model_name`` on ``dataset`` pruned by ``method`` (dense when None) and report."""
     options = dict(prune_options or {})
@@ -92,7 +93,8 @@ def run_pruned(
         widths=widths,
     )
     run = PrunedRun(label or (method or "dense"), summary, outcome.get("pruning"))
-    _measure_speed(run, summary, latency_batch)
+    if measure_speed:
+        _measure_speed(run, summary, latency_batch)
     if out_dir is not None:
         write_json(Path(out_dir) / "report.json", run.to_dict())
         write_text(Path(out_dir) / "report.md", markdown_report([run]))
