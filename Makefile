@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format bench-graphs clean
+.PHONY: demo test lint format bench-graphs bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ format: $(STAMP)
 
 bench-graphs: $(STAMP)
 	$(PY) benchmarks/graphs.py
+
+bench-quick: $(STAMP)
+	$(VENV)/bin/topoprune bench --config configs/quick-mnist5k.yaml --out runs/bench-quick
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -15,7 +15,7 @@ from importlib import import_module
 
 from topoprune.errors import TopopruneError
 
-_COMMAND_MODULES = ("demo", "train", "prune", "study", "count", "graph")
+_COMMAND_MODULES = ("demo", "train", "prune", "study", "bench", "count", "graph")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,7 +8,6 @@ A resumed run re-applies the saved masks (``prune.pt``) rather than pruning agai
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,9 +112,9 @@ def _measure_speed(run: PrunedRun, summary: RunSummary, batch: int) -> None:
         return
     run.latency_ms["masked"] = latency(model, input_size, batch).median_ms
     example = torch.randn(batch, *input_size)
-    realized = realize(copy.deepcopy(model).eval(), example)
+    realized = realize(model, example)  # a copy: the trained masked model stays as it is
     run.latency_ms["realized"] = latency(realized, input_size, batch).median_ms
-    run.realize_choices = dict(getattr(realized, "realize_choices", {}))
+    run.realize_choices = {row.name: row.chosen for row in realized.realize_report.layers}
 
 
 def _fmt_pct(value: float | None) -> str:

@@ -73,7 +73,10 @@ RGP_MIN_DROP = 0.05
 RGP_MAX_DROP = 0.2
 RGP_CHAINS = 6
 DEFAULT_TIME_BUDGET = 10.0
-DIAMETER_FIRST = 1
+# Screening (graphs of diameter <= 3, n <= SCREEN_MAX_NODES): draw SCREEN_FACTOR swaps per
+# candidate that gets the exact BFS.
+SCREEN_FACTOR = 16
+SCREEN_MAX_NODES = 512
 # Words per stacked bitset array: bounds the batch size B so the arrays stay in cache.
 _BATCH_WORDS = 1 << 14
 
@@ -147,15 +150,37 @@ class _Proposals:
     slot_d: np.ndarray
     order: np.ndarray
 
+    def take(self, keep: np.ndarray) -> _Proposals:
+        return _Proposals(*(getattr(self, name)[keep] for name in self.__dataclass_fields__))
+
+    def changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, slots, lost, gained)``, each ``(4B,)``: the neighbour table rows a swap
+        rewrites (row a of every swap, then b, c, d), the slot in each, and the neighbour the slot
+        loses and gains (a loses b and gains c, b: a -> d, c: d -> a, d: c -> b)."""
+        return (
+            np.concatenate([self.a, self.b, self.c, self.d]),
+            np.concatenate([self.slot_a, self.slot_b, self.slot_c, self.slot_d]),
+            np.concatenate([self.b, self.a, self.d, self.c]),
+            np.concatenate([self.c, self.d, self.a, self.b]),
+        )
+
+    def one(self, index: int) -> _Proposals:
+        return self.take(np.array([index]))
+
+
+def _bits(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(word index, one-bit uint64 mask) of each node in a bitset row."""
+    return nodes >> 6, np.left_shift(np.uint64(1), nodes.astype(np.uint64) & np.uint64(63))
+
 
 class _Graph:
-    """A connected k-regular graph in the forms the swap loop reads and updates in place.
+    """A connected k-regular graph in the forms the swap loop reads, updated in place.
 
     ``nbrs`` ``(n, k)``: neighbours; ``slots`` ``(n, k)``: ``slots[v, j]`` is the slot of ``v`` in
     the row of its neighbour ``nbrs[v, j]``; ``linked`` ``(n, n)`` bool adjacency; ``closed`` and
-    ``within_two`` ``(n, W)`` uint64: bitsets of the nodes within distance 1 and 2 of each node,
-    ``two_counts`` ``(n,)`` the popcounts of ``within_two``; ``total`` the sum of distances over
-    ordered pairs; ``diameter``.
+    ``within_two`` ``(n, W)`` uint64: bitsets of the nodes within distance 1 and 2 of each node;
+    ``two_counts`` ``(n,)``: popcounts of ``within_two``; ``total``: the sum of distances over
+    ordered node pairs; ``diameter``.
     """
 
     def __init__(self, nbrs: np.ndarray, total: int, diameter: int) -> None:
@@ -166,23 +191,17 @@ class _Graph:
         self.linked = np.zeros((self.n, self.n), dtype=bool)
         self.linked[np.arange(self.n)[:, None], self.nbrs] = True
         self.closed = closed_neighbourhoods(self.nbrs)
-        self.within_two = np.empty_like(self.closed)
-        self.two_counts = np.empty(self.n, dtype=np.int64)
         self._update_within_two()
-        self.total = total
-        self.diameter = diameter
+        self.total, self.diameter = total, diameter
 
-    def _update_within_two(self) -> np.ndarray:
-        """Recompute ``within_two`` and ``two_counts``; return the rows that changed."""
-        grown = expand(self.closed, list(self.nbrs.T), np.empty_like(self.closed), self.within_two)
-        changed = np.flatnonzero((grown != self.within_two).any(axis=1))
-        self.within_two = grown
-        self.two_counts = np.bitwise_count(grown).sum(axis=1, dtype=np.int64)
-        return changed
+    def _update_within_two(self) -> None:
+        scratch = np.empty_like(self.closed)
+        self.within_two = expand(self.closed, list(self.nbrs.T), np.empty_like(scratch), scratch)
+        self.two_counts = np.bitwise_count(self.within_two).sum(axis=1, dtype=np.int64)
 
     def draw(self, rng: np.random.Generator, count: int) -> _Proposals:
-        """The valid ones among ``count`` uniformly drawn swaps (two edge ends, and which way to
-        rewire them)."""
+        """The valid ones among ``count`` uniformly drawn swaps: two edges, each picked as a node
+        and one of its slots, and which way to rewire them."""
         n, k = self.n, self.k
         first, second = rng.integers(n * k, size=(2, count))
         flip = rng.integers(2, size=count).astype(bool)
@@ -197,91 +216,102 @@ class _Graph:
         fields = (a, b, c, d, slot_a, slot_b, slot_c, slot_d)
         return _Proposals(*(field[keep] for field in fields), keep)
 
-    def candidate(self, swaps: _Proposals, index: int) -> np.ndarray:
-        """The ``(n, k)`` neighbour table after swap ``index`` of ``swaps`` (a copy)."""
+    def candidate(self, swap: _Proposals) -> np.ndarray:
+        """The ``(n, k)`` neighbour table with the single swap ``swap`` applied (a copy)."""
         nbrs = self.nbrs.copy()
-        a, b, c, d, sa, sb, sc, sd = (int(getattr(swaps, name)[index]) for name in _SWAP_FIELDS)
-        nbrs[[a, b, c, d], [sa, sb, sc, sd]] = [c, d, a, b]
+        rows, slots, _, gained = swap.changes()
+        nbrs[rows, slots] = gained
         return nbrs
 
-    def apply(self, swaps: _Proposals, index: int, total: int, diameter: int) -> np.ndarray:
-        """Apply swap ``index`` of ``swaps``, whose distance sum and diameter are given; return the
-        rows of ``within_two`` that changed."""
-        a, b, c, d, sa, sb, sc, sd = (int(getattr(swaps, name)[index]) for name in _SWAP_FIELDS)
-        self.nbrs[[a, b, c, d], [sa, sb, sc, sd]] = [c, d, a, b]
-        self.slots[[a, b, c, d], [sa, sb, sc, sd]] = [sc, sd, sa, sb]
-        self.linked[[a, b, c, d], [b, a, d, c]] = False
-        self.linked[[a, c, b, d], [c, a, d, b]] = True
-        for row, gone, new in ((a, b, c), (b, a, d), (c, d, a), (d, c, b)):
-            self.closed[row, gone >> 6] ^= np.uint64(1) << np.uint64(gone & 63)
-            self.closed[row, new >> 6] ^= np.uint64(1) << np.uint64(new & 63)
+    def apply(self, swap: _Proposals, total: int, diameter: int) -> None:
+        """Apply the single swap ``swap``, whose distance sum and diameter are given."""
+        rows, slots, lost, gained = swap.changes()
+        self.nbrs[rows, slots] = gained
+        self.slots[rows, slots] = np.concatenate(
+            [swap.slot_c, swap.slot_d, swap.slot_a, swap.slot_b]
+        )
+        self.linked[rows, lost] = False
+        self.linked[rows, gained] = True
+        for node in (lost, gained):
+            words, masks = _bits(node)
+            self.closed[rows, words] ^= masks
         self.total, self.diameter = total, diameter
-        return self._update_within_two()
+        self._update_within_two()
 
     def adjacency(self) -> np.ndarray:
         return from_neighbours(self.nbrs)
 
 
-_SWAP_FIELDS = ("a", "b", "c", "d", "slot_a", "slot_b", "slot_c", "slot_d")
+class _Screen:
+    """Cheap first guesses at what a swap does to a graph of diameter at most 3.
 
+    Then the distance sum only depends on which pairs are within distance 2, and with ``P = A +
+    A^2`` (paths of length 1 or 2 between two nodes) a swap's effect is close to
+    ``lost(a, b) + lost(c, d) - won(a, c) - won(b, d)``: ``lost`` counts the pairs whose only
+    short path uses the removed edge, ``won`` the pairs a new edge brings within distance 2. The
+    estimate ignores how the four edges interact; it only picks which candidates get the exact
+    BFS. ``lost`` and ``won`` are kept as ``(n, n)`` matrices, rebuilt after every accepted swap.
+    """
 
-def _bits(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(word index, one-bit uint64 mask) of each node in a bitset row."""
-    return nodes >> 6, np.left_shift(np.uint64(1), nodes.astype(np.uint64) & np.uint64(63))
+    def __init__(self, graph: _Graph) -> None:
+        self.refresh(graph)
+
+    def refresh(self, graph: _Graph) -> None:
+        adjacency = graph.linked.astype(np.float32)
+        paths = adjacency + adjacency @ adjacency
+        np.fill_diagonal(paths, np.inf)
+        unjoined = (paths == 0).astype(np.float32)
+        single = (paths == 1).astype(np.float32)
+        via = unjoined @ adjacency
+        self.won = unjoined + via + via.T
+        via = single @ adjacency
+        self.lost = single + via + via.T
+
+    def estimate(self, swaps: _Proposals) -> np.ndarray:
+        """``(B,)`` estimated change of the number of pairs farther apart than 2 (lower is
+        better)."""
+        a, b, c, d = swaps.a, swaps.b, swaps.c, swaps.d
+        return self.lost[a, b] + self.lost[c, d] - self.won[a, c] - self.won[b, d]
 
 
 class _Stack:
-    """``capacity`` stacked copies of the current graph for the BFS levels beyond 2.
+    """``capacity`` stacked copies of the current graph, on which batches of candidates run.
 
     ``columns`` ``(k, capacity * n)``: neighbour rows, copy ``i`` offset by ``i * n``;
-    ``within_two`` ``(capacity * n, W)``: level-2 bitsets. A batch writes its candidates' changes
-    in and :meth:`restore` takes them out again, which is cheaper than building fresh copies.
+    ``closed`` ``(capacity * n, W)``: the level-1 bitsets. A batch writes candidate ``i``'s swap
+    into copy ``i`` and takes it out again afterwards, which is much cheaper than building fresh
+    copies.
     """
 
     def __init__(self, graph: _Graph, capacity: int) -> None:
-        self.n = graph.n
         self.offsets = np.arange(capacity) * graph.n
         self.columns = (graph.nbrs.T[:, None, :] + self.offsets[:, None]).reshape(graph.k, -1)
-        self.within_two = np.tile(graph.within_two, (capacity, 1))
+        self.closed = np.tile(graph.closed, (capacity, 1))
 
-    def follow(self, graph: _Graph, swaps: _Proposals, index: int, changed: np.ndarray) -> None:
-        """Copy an applied swap (and the level-2 rows it changed) into every stacked copy."""
-        for name, slot_name, new_name in _ROW_CHANGES:
-            row = int(getattr(swaps, name)[index])
-            new = int(getattr(swaps, new_name)[index])
-            self.columns[int(getattr(swaps, slot_name)[index]), self.offsets + row] = (
-                self.offsets + new
-            )
-        rows = (self.offsets[:, None] + changed).ravel()
-        self.within_two[rows] = np.tile(graph.within_two[changed], (len(self.offsets), 1))
+    def follow(self, graph: _Graph, swap: _Proposals) -> None:
+        """Copy an accepted swap into every copy."""
+        rows, slots, _, gained = swap.changes()
+        stacked = (self.offsets[:, None] + rows).ravel()
+        self.columns[np.tile(slots, len(self.offsets)), stacked] = (
+            self.offsets[:, None] + gained
+        ).ravel()
+        self.closed[stacked] = np.tile(graph.closed[rows], (len(self.offsets), 1))
 
-    def write(self, swaps: _Proposals, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Put candidate ``i``'s swap into copy ``i`` and its level-2 ``values`` at ``rows`` (flat
-        stacked row indices); return what :meth:`restore` needs."""
-        offsets = self.offsets[: len(swaps.a)]
-        saved = self.within_two[rows]
-        self.within_two[rows] = values
-        for name, slot_name, new_name in _ROW_CHANGES:
-            row = getattr(swaps, name) + offsets
-            self.columns[getattr(swaps, slot_name), row] = getattr(swaps, new_name) + offsets
-        return saved
+    def write(self, swaps: _Proposals) -> None:
+        """Put swap ``i`` of ``swaps`` into copy ``i``."""
+        rows, slots, lost, gained = swaps.changes()
+        offsets = np.tile(self.offsets[: len(swaps.a)], 4)
+        self.columns[slots, rows + offsets] = gained + offsets
+        for node in (lost, gained):  # rows are distinct, so no two updates hit one word
+            words, masks = _bits(node)
+            self.closed[rows + offsets, words] ^= masks
 
-    def restore(self, graph: _Graph, swaps: _Proposals, rows: np.ndarray, saved: np.ndarray):
-        offsets = self.offsets[: len(swaps.a)]
-        self.within_two[rows] = saved
-        for name, slot_name, _ in _ROW_CHANGES:
-            row = getattr(swaps, name)
-            slot = getattr(swaps, slot_name)
-            self.columns[slot, row + offsets] = graph.nbrs[row, slot] + offsets
-
-
-# A swap puts c into row a (in the slot that held b), d into row b, a into row c, b into row d.
-_ROW_CHANGES = (
-    ("a", "slot_a", "c"),
-    ("b", "slot_b", "d"),
-    ("c", "slot_c", "a"),
-    ("d", "slot_d", "b"),
-)
+    def erase(self, graph: _Graph, swaps: _Proposals) -> None:
+        """Undo :meth:`write`."""
+        rows, slots, _, _ = swaps.changes()
+        offsets = np.tile(self.offsets[: len(swaps.a)], 4)
+        self.columns[slots, rows + offsets] = graph.nbrs[rows, slots] + offsets
+        self.closed[rows + offsets] = graph.closed[rows]
 
 
 @dataclass
@@ -292,7 +322,7 @@ class _Batch:
     pairs farther apart than ``level``; ``diameters`` ``(B,)``: the diameter where already known,
     else -1. ``reach`` ``(B * n, W)``: the stacked bitsets at ``level`` when ``level > 2``;
     ``rows`` ``(B, R)``, ``first`` ``(B, R)`` and ``grown`` ``(B, R, W)``: the level-2 rows that
-    differ from the current graph's (where ``first`` marks a row's first listing).
+    differ from the current graph's (``first`` marks a row's first listing).
     """
 
     level: int
@@ -314,41 +344,21 @@ class _Batch:
         return reach
 
 
-def _level_two(graph: _Graph, swaps: _Proposals) -> tuple[np.ndarray, ...]:
-    """The level-2 bitsets that a swap changes, for every candidate at once.
+def _level_two(graph: _Graph, stack: _Stack, swaps: _Proposals) -> tuple[np.ndarray, ...]:
+    """Level 2 of every candidate's BFS, from the rows a swap can change (after ``stack.write``).
 
     Only rows within distance 1 of ``a, b, c, d`` can change: ``rows`` ``(B, 4 + 4k)`` lists
-    them (with repeats; ``first`` marks first listings) and ``grown`` ``(B, 4 + 4k, W)`` holds
-    their new bitsets. Returns ``(rows, first, grown, missing)``, ``missing`` ``(B,)`` the ordered
-    pairs farther apart than 2.
+    them, sorted and with repeats (``first`` marks first listings), and ``grown``
+    ``(B, 4 + 4k, W)`` holds their new bitsets. Returns ``(rows, first, grown, missing)``,
+    ``missing`` ``(B,)`` the ordered pairs farther apart than 2.
     """
     n, count = graph.n, len(swaps.a)
     ends = np.stack([swaps.a, swaps.b, swaps.c, swaps.d], axis=1)
-    rows = np.concatenate([ends, graph.nbrs[ends].reshape(count, -1)], axis=1)
-    order = np.argsort(rows, axis=1, kind="stable")
+    rows = np.sort(np.concatenate([ends, graph.nbrs[ends].reshape(count, -1)], axis=1), axis=1)
     first = np.ones(rows.shape, dtype=bool)
-    ranked = np.take_along_axis(rows, order, axis=1)
-    np.put_along_axis(first, order[:, 1:], ranked[:, 1:] != ranked[:, :-1], axis=1)
-    lists = graph.nbrs[rows]  # (B, R, k): neighbours in each candidate of each listed row
-    every = np.arange(count)
-    for position, (_, slot_name, new_name) in enumerate(_ROW_CHANGES):
-        lists[every, position, getattr(swaps, slot_name)] = getattr(swaps, new_name)
-    # Closed neighbourhoods of a, b, c, d in each candidate, stored after the graph's n rows.
-    changed = graph.closed[ends.T.ravel()]
-    flat_rows = np.arange(4 * count)
-    gone = np.concatenate([swaps.b, swaps.a, swaps.d, swaps.c])
-    new = np.concatenate([swaps.c, swaps.d, swaps.a, swaps.b])
-    for node in (gone, new):
-        words, masks = _bits(node)
-        changed[flat_rows, words] ^= masks
-    table = np.concatenate([graph.closed, changed])
-    for position in range(4):
-        lists = np.where(
-            lists == ends[:, position, None, None],
-            n + position * count + every[:, None, None],
-            lists,
-        )
-    grown = np.bitwise_or.reduce(table[lists], axis=2)
+    first[:, 1:] = rows[:, 1:] != rows[:, :-1]
+    stacked = rows + stack.offsets[:count, None]
+    grown = np.bitwise_or.reduce(stack.closed[stack.columns[:, stacked]], axis=0)
     counts = np.bitwise_count(grown).sum(axis=2, dtype=np.int64)
     gained = ((counts - graph.two_counts[rows]) * first).sum(axis=1)
     missing = n * n - int(graph.two_counts.sum()) - gained
@@ -359,15 +369,17 @@ def _evaluate(graph: _Graph, stack: _Stack, swaps: _Proposals, level: int) -> _B
     """Run the BFS of every candidate up to ``level >= 2``: level 2 from the rows a swap can
     change, the later levels on the stacked copies."""
     n, count, pairs = graph.n, len(swaps.a), graph.n * graph.n
-    rows, first, grown, missing = _level_two(graph, swaps)
-    partial = (pairs - n) + (pairs - n - n * graph.k) + missing
-    diameters = np.where(missing == 0, 2, -1)
-    if level <= 2:
-        return _Batch(2, partial, missing, diameters, None, rows, first, grown)
-    stacked_rows = (rows + stack.offsets[:count, None])[first]
-    saved = stack.write(swaps, stacked_rows, grown[first])
+    stack.write(swaps)
     try:
-        reach = stack.within_two[: count * n]
+        rows, first, grown, missing = _level_two(graph, stack, swaps)
+        partial = (pairs - n) + (pairs - n - n * graph.k) + missing
+        diameters = np.where(missing == 0, 2, -1)
+        if level <= 2:
+            return _Batch(2, partial, missing, diameters, None, rows, first, grown)
+        reach = np.empty((count, n, graph.within_two.shape[1]), dtype=np.uint64)
+        reach[:] = graph.within_two
+        reach = reach.reshape(count * n, -1)
+        reach[(rows + stack.offsets[:count, None])[first]] = grown[first]
         columns = [column[: count * n] for column in stack.columns]
         buffers = (np.empty_like(reach), np.empty_like(reach))
         scratch = np.empty_like(reach)
@@ -379,25 +391,23 @@ def _evaluate(graph: _Graph, stack: _Stack, swaps: _Proposals, level: int) -> _B
             partial = partial + missing
             diameters[(missing == 0) & (diameters < 0)] = depth
     finally:
-        stack.restore(graph, swaps, stacked_rows, saved)
+        stack.erase(graph, swaps)
     return _Batch(level, partial, missing, diameters, reach, rows, first, grown)
 
 
 def _finish(
-    graph: _Graph, swaps: _Proposals, batch: _Batch, index: int, limit: float, max_diameter: int
+    graph: _Graph, swaps: _Proposals, batch: _Batch, index: int, limit: float
 ) -> tuple[int, int] | None:
     """Complete candidate ``index``'s BFS: its (distance sum, diameter), or None when it is
-    disconnected, its sum exceeds ``limit`` or its diameter exceeds ``max_diameter``."""
+    disconnected or its distance sum exceeds ``limit``."""
     total, missing, level = int(batch.partial[index]), int(batch.missing[index]), batch.level
     if batch.diameters[index] >= 0:
         return (total, int(batch.diameters[index])) if total <= limit else None
     n = graph.n
     reach = batch.candidate_reach(graph, index)
-    columns = list(graph.candidate(swaps, index).T)
+    columns = list(graph.candidate(swaps.one(index)).T)
     scratch = np.empty_like(reach)
     while missing:
-        if level >= max_diameter:
-            return None
         reach = expand(reach, columns, np.empty_like(scratch), scratch)
         level += 1
         now_missing = n * n - int(np.bitwise_count(reach).sum())
@@ -408,17 +418,6 @@ def _finish(
         if total > limit:
             return None
     return total, level
-
-
-@dataclass
-class _Rule:
-    """What a strategy accepts, per candidate of a batch: a distance sum ``floor < S <= limit``
-    and a diameter ``<= max_diameter``; with ``shorter_wins`` any drop of the diameter is kept."""
-
-    limits: np.ndarray
-    floor: float = -math.inf
-    max_diameter: int = 1 << 30
-    shorter_wins: bool = False
 
 
 class SwapSearch:
@@ -452,13 +451,14 @@ class SwapSearch:
         self.pairs = n * (n - 1)
         self.capacity = max(1, min(256, _BATCH_WORDS // (n * word_count(n))))
         self.stack = _Stack(self.graph, self.capacity)
+        self.screen: _Screen | None = None
         self.steps = self.accepted = 0
         self.trajectory: list[tuple[int, float, int]] = [(0, self.aspl, self.diameter)]
         self.best_nbrs = self.graph.nbrs.copy()
-        self.best_key = (self.graph.diameter, self.graph.total)
+        self.best_key = (self.graph.total, self.graph.diameter)
         self.frozen = self.graph.total  # rgp: the distance sum at the start of the chain step
         self.saved: list[tuple[np.ndarray, int, int]] = []  # rgp: one graph per chain step
-        self._recent_tried, self._recent_accepted = 1.0, 1.0
+        self._evaluated, self._passed = 1.0, 1.0  # recent candidates evaluated, and accepted
 
     @property
     def aspl(self) -> float:
@@ -483,69 +483,73 @@ class SwapSearch:
         if self.strategy == "rgp" and self.saved:
             return min(self.saved, key=lambda entry: entry[1])
         if self.strategy == "anneal":
-            return self.best_nbrs, self.best_key[1], self.best_key[0]
+            return self.best_nbrs, *self.best_key
         return self.graph.nbrs, self.graph.total, self.graph.diameter
-
-    def _batch_size(self, tries: int) -> int:
-        rate = self._recent_accepted / self._recent_tried
-        return max(1, min(tries, self.capacity, math.ceil(1.0 / rate)))
-
-    def _rule(self, count: int, fraction: float) -> _Rule:
-        graph = self.graph
-        if self.strategy == "anneal":
-            scale = graph.n * ANNEAL_START * (ANNEAL_END / ANNEAL_START) ** min(fraction, 1.0)
-            noise = -scale * np.log1p(-self.rng.random(count))
-            if DIAMETER_FIRST:
-                return _Rule(graph.total + noise, max_diameter=graph.diameter, shorter_wins=True)
-            return _Rule(graph.total + noise)
-        if self.strategy == "greedy":
-            return _Rule(np.full(count, graph.total))
-        return _Rule(
-            np.full(count, self.frozen - 1),
-            floor=self.frozen - RGP_MAX_DROP * self.pairs,
-        )
 
     def advance(self, fraction: float, tries: int) -> int:
         """Draw up to ``tries`` swaps, apply the first one accepted; return the number drawn."""
-        count = self._batch_size(tries)
-        swaps = self.graph.draw(self.rng, count)
-        rule = self._rule(len(swaps.a), fraction)
-        chosen = self._choose(swaps, rule)
-        drawn = count if chosen is None else int(swaps.order[chosen[0]]) + 1
-        self.steps += drawn
-        self._recent_tried = 0.95 * self._recent_tried + drawn
-        self._recent_accepted = 0.95 * self._recent_accepted + (chosen is not None)
+        rate = self._passed / self._evaluated
+        count = max(1, min(tries, self.capacity, math.ceil(1.0 / rate)))
+        if self._screening():
+            drawn = min(tries, count * SCREEN_FACTOR)
+            swaps = self.graph.draw(self.rng, drawn)
+            if len(swaps.a) > count:
+                self.screen = self.screen or _Screen(self.graph)
+                best = np.argpartition(self.screen.estimate(swaps), count - 1)[:count]
+                swaps = swaps.take(np.sort(best))
+            swaps.order[:] = drawn - 1  # every swap drawn was screened
+        else:
+            drawn = count
+            swaps = self.graph.draw(self.rng, count)
+        chosen = self._choose(swaps, self._limits(len(swaps.a), fraction))
+        evaluated = len(swaps.a) if chosen is None else chosen[0] + 1
+        self._evaluated = 0.95 * self._evaluated + evaluated
+        self._passed = 0.95 * self._passed + (chosen is not None)
+        tried = drawn if chosen is None else int(swaps.order[chosen[0]]) + 1
+        self.steps += tried
         if chosen is not None:
-            self._accept(swaps, *chosen)
-        return drawn
+            index, total, diameter = chosen
+            self._accept(swaps.one(index), total, diameter)
+        return tried
 
-    def _choose(self, swaps: _Proposals, rule: _Rule) -> tuple[int, int, int] | None:
-        """The first candidate the rule accepts, as (index, distance sum, diameter), or None."""
+    def _screening(self) -> bool:
+        graph = self.graph
+        return self.strategy != "rgp" and graph.diameter <= 3 and graph.n <= SCREEN_MAX_NODES
+
+    def _limits(self, count: int, fraction: float) -> tuple[np.ndarray, float]:
+        """Per candidate, the largest distance sum the strategy accepts, and a floor it must
+        stay above."""
+        total = self.graph.total
+        if self.strategy == "anneal":
+            scale = self.graph.n * ANNEAL_START * (ANNEAL_END / ANNEAL_START) ** min(fraction, 1.0)
+            return total - scale * np.log1p(-self.rng.random(count)), -math.inf
+        if self.strategy == "greedy":
+            return np.full(count, float(total)), -math.inf
+        return np.full(count, self.frozen - 1.0), self.frozen - RGP_MAX_DROP * self.pairs
+
+    def _choose(
+        self, swaps: _Proposals, bounds: tuple[np.ndarray, float]
+    ) -> tuple[int, int, int] | None:
+        """The first candidate within the bounds, as (index, distance sum, diameter), or None."""
         if len(swaps.a) == 0:
             return None
+        limits, floor = bounds
         batch = _evaluate(self.graph, self.stack, swaps, max(2, self.graph.diameter - 1))
-        shorter = batch.diameters >= 0
-        limits = rule.limits
-        hopeful = (batch.partial <= limits) | (shorter & rule.shorter_wins)
-        for index in np.flatnonzero(hopeful).tolist():
-            if rule.shorter_wins and shorter[index]:
-                return index, int(batch.partial[index]), int(batch.diameters[index])
-            found = _finish(self.graph, swaps, batch, index, limits[index], rule.max_diameter)
-            if found is not None and found[0] > rule.floor:
+        for index in np.flatnonzero(batch.partial <= limits).tolist():
+            found = _finish(self.graph, swaps, batch, index, limits[index])
+            if found is not None and found[0] > floor:
                 return (index, *found)
         return None
 
-    def _accept(self, swaps: _Proposals, index: int, total: int, diameter: int) -> None:
+    def _accept(self, swap: _Proposals, total: int, diameter: int) -> None:
         graph = self.graph
-        changed = graph.apply(swaps, index, total, diameter)
-        self.stack.follow(graph, swaps, index, changed)
+        graph.apply(swap, total, diameter)
+        self.stack.follow(graph, swap)
+        self.screen = None
         self.accepted += 1
         self.trajectory.append((self.steps, self.aspl, diameter))
-        if (diameter if DIAMETER_FIRST else 0, total) < (
-            self.best_key[0] if DIAMETER_FIRST else 0,
-            self.best_key[1],
-        ):
-            self.best_key = (diameter, total)
+        if (total, diameter) < self.best_key:
+            self.best_key = (total, diameter)
             self.best_nbrs = graph.nbrs.copy()
         if self.strategy == "rgp" and self.frozen - total > RGP_MIN_DROP * self.pairs:
             self.saved.append((graph.nbrs.copy(), total, diameter))

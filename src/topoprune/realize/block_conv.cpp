@@ -10,9 +10,10 @@
 // length Ho*Wp (the Wp - Wo extra columns per row are computed and dropped). The loop keeps a
 // tile of OT output channels x NV vectors in registers and sums every (slot, tap) into it.
 // Plain C++ (GCC/Clang vector extensions, std::thread): no Python or torch headers, so it
-// compiles in about a second; it is loaded with ctypes.
+// compiles in seconds; it is loaded with ctypes.
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -21,6 +22,7 @@
 namespace {
 
 constexpr int64_t kLanes = 16;
+constexpr int64_t kMaxChunk = kLanes * 8;  // floats per chunk of the widest tile, with room
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
 inline Vec load(const float* p) {
@@ -102,9 +104,8 @@ void pad_image(const Problem& p, int64_t b, float* pad) {
 // Work item i covers image i / splits and the i % splits-th share of the groups.
 void run_items(const Problem& p, TileFn tile_fn, int ot, int64_t splits, int64_t first,
                int64_t last) {
-  const int64_t chunk = kLanes * 8;
-  const int64_t tile_stride = (p.flat_len + chunk - 1) / chunk * chunk;
-  const int64_t slack = p.tap_offset.back() + chunk;
+  const int64_t tile_stride = (p.flat_len + kMaxChunk - 1) / kMaxChunk * kMaxChunk;
+  const int64_t slack = p.tap_offset.back() + kMaxChunk;
   std::vector<float> pad(p.channels * p.plane + slack, 0.0f);
   std::vector<float> tile(ot * tile_stride);
   int64_t padded_image = -1;
@@ -148,34 +149,39 @@ extern "C" int topoprune_block_conv2d(const float* x, int64_t batch, int64_t cha
                                       int threads) {
   TileFn tile_fn = pick_tile(ot, nv);
   if (tile_fn == nullptr || group_out % ot != 0) return 1;
-  Problem p{x, batch, channels, height, width, w, groups, group_out, group_in,
-            kernel_h * kernel_w, in_idx, out_idx, bias, out, out_channels};
-  p.pad_h = pad_h;
-  p.pad_w = pad_w;
-  p.padded_w = width + 2 * pad_w;
-  const int64_t padded_h = height + 2 * pad_h;
-  p.plane = padded_h * p.padded_w;
-  p.out_height = padded_h - dil_h * (kernel_h - 1);
-  p.out_width = p.padded_w - dil_w * (kernel_w - 1);
-  p.flat_len = p.out_height * p.padded_w;
+  const int64_t padded_h = height + 2 * pad_h, padded_w = width + 2 * pad_w;
+  const int64_t out_height = padded_h - dil_h * (kernel_h - 1);
+  std::vector<int64_t> tap_offset;
   for (int64_t a = 0; a < kernel_h; ++a)
-    for (int64_t c = 0; c < kernel_w; ++c)
-      p.tap_offset.push_back(a * dil_h * p.padded_w + c * dil_w);
+    for (int64_t c = 0; c < kernel_w; ++c) tap_offset.push_back(a * dil_h * padded_w + c * dil_w);
+  const Problem p{
+      x,       batch,     channels,  height,   width,                                // input
+      w,       groups,    group_out, group_in, kernel_h * kernel_w,                  // weight
+      in_idx,  out_idx,   bias,      out,      out_channels,                         // maps
+      out_height,         padded_w - dil_w * (kernel_w - 1),                         // output
+      pad_h,   pad_w,     padded_w,  padded_h * padded_w, out_height * padded_w,     // padding
+      tap_offset};  // in the order of Problem's members
 
+  if (batch == 0) return 0;
   const int64_t workers = std::max<int64_t>(1, threads);
   const int64_t splits = std::min(groups, std::max<int64_t>(1, (workers + batch - 1) / batch));
   const int64_t items = batch * splits;
   const int64_t used = std::min(workers, items);
+  std::atomic<int> status{0};
+  auto work = [&](int64_t t) {
+    try {
+      run_items(p, tile_fn, ot, splits, items * t / used, items * (t + 1) / used);
+    } catch (...) {
+      status = 2;
+    }
+  };
   std::vector<std::thread> pool;
-  int status = 0;
   try {
-    for (int64_t t = 1; t < used; ++t)
-      pool.emplace_back(run_items, std::cref(p), tile_fn, ot, splits, items * t / used,
-                        items * (t + 1) / used);
-    run_items(p, tile_fn, ot, splits, 0, items / used);
+    for (int64_t t = 1; t < used; ++t) pool.emplace_back(work, t);
   } catch (...) {
     status = 2;
   }
+  work(0);
   for (auto& th : pool) th.join();
   return status;
 }

@@ -2,7 +2,7 @@
 
 ``block_conv.cpp`` (next to this file) is plain C++ with no Python or torch headers: the first
 call compiles it with the system C++ compiler (``$CXX``, else ``c++``/``g++``/``clang++``) in
-about a second, with ``-O3 -march=native``, into a cache folder (``$TOPOPRUNE_CACHE_DIR``, else
+a few seconds, with ``-O3 -march=native``, into a cache folder (``$TOPOPRUNE_CACHE_DIR``, else
 ``~/.cache/topoprune``) under a name that hashes the source, the flags and this CPU, so later
 processes load it at once. Without a compiler, or if compilation fails, ``load_kernel()``
 returns ``None`` (with one warning) and callers use the pure-torch path.
@@ -101,7 +101,12 @@ def load_kernel() -> ctypes.CDLL | None:
         return None
     key = hashlib.sha256(
         b"\0".join(
-            [SOURCE.read_bytes(), " ".join(FLAGS).encode(), compiler.encode(), _cpu_signature().encode()]
+            [
+                SOURCE.read_bytes(),
+                " ".join(FLAGS).encode(),
+                compiler.encode(),
+                _cpu_signature().encode(),
+            ]
         )
     ).hexdigest()[:16]
     target = _cache_dir() / f"block_conv_{key}.so"

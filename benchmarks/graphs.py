@@ -1,0 +1,116 @@
+"""Graph engine benchmark: ASPL speed against networkx, and the ASPL the swap optimiser reaches.
+
+Run ``python benchmarks/graphs.py`` (about 5 minutes) or ``--quick`` (budgets / 10, about 40 s).
+It prints two Markdown tables:
+
+1. the time of one ASPL evaluation (``topoprune.graphs.paths.aspl`` on an adjacency matrix,
+   validation included) against ``networkx.average_shortest_path_length``, on random regular
+   graphs (256, 8), (1024, 8), (4096, 8);
+2. the ASPL that ``topoprune.graphs.swap.optimize`` (default strategy, from a random regular
+   graph) reaches in a fixed time budget, beside the Moore bound (Cerf et al. 1974), the best
+   known Graph Golf graph and the best graph of the published RGP bank (REFERENCE.md §5, §1).
+
+Everything runs on one core (BLAS threads are pinned to 1 before numpy loads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import networkx as nx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from topoprune.graphs.generate import random_regular  # noqa: E402
+from topoprune.graphs.paths import aspl, moore_bound  # noqa: E402
+from topoprune.graphs.swap import optimize  # noqa: E402
+
+SPEED_SIZES = [(256, 8), (1024, 8), (4096, 8)]
+# (n, k, time budget in seconds, target ASPL of the task or None)
+OPTIMISER_RUNS = [
+    (64, 4, 5.0, 2.93),
+    (64, 8, 30.0, 1.95),
+    (256, 8, 120.0, 2.76),
+    (1024, 8, 120.0, None),
+]
+# REFERENCE.md §5: Graph Golf (order/degree problem) best known ASPL.
+GRAPH_GOLF_BEST = {(64, 8): 1.927, (256, 8): 2.736, (1024, 8): 3.505}
+# REFERENCE.md §1: best graph (M0) of the published RGP graph bank, n = 64.
+RGP_BANK_BEST = {(64, 4): 3.046, (64, 8): 2.128}
+
+
+def best_time(run, repeats: int) -> float:
+    """Smallest wall time of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def speed_table(seed: int, quick: bool) -> list[str]:
+    lines = [
+        "| graph (n, k) | ASPL | topoprune | networkx | speed-up |",
+        "|---|---|---|---|---|",
+    ]
+    for n, k in SPEED_SIZES:
+        adj = random_regular(n, k, seed=seed)
+        graph = nx.from_numpy_array(adj)
+        ours = best_time(lambda adj=adj: aspl(adj), 5 if quick else 20)
+        theirs = best_time(lambda graph=graph: nx.average_shortest_path_length(graph), 1)
+        value = aspl(adj)
+        lines.append(
+            f"| ({n}, {k}) | {value:.4f} | {ours * 1e3:.2f} ms | {theirs * 1e3:.0f} ms "
+            f"| {theirs / ours:.0f}x |"
+        )
+    return lines
+
+
+def optimiser_table(seed: int, quick: bool, progress: bool) -> list[str]:
+    lines = [
+        "| graph (n, k) | budget | start (random regular) | reached | diameter | swaps tried "
+        "| target | Moore bound | Graph Golf best | RGP bank best |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, k, budget, target in OPTIMISER_RUNS:
+        budget = budget / 10 if quick else budget
+        result = optimize(
+            random_regular(n, k, seed=seed), seed=seed, time_budget=budget, progress=progress
+        )
+        lines.append(
+            f"| ({n}, {k}) | {budget:g} s | {result.start_aspl:.4f} | **{result.aspl:.4f}** "
+            f"| {result.diameter} | {result.steps:,} | {_value(target)} "
+            f"| {moore_bound(n, k).aspl:.4f} | {_value(GRAPH_GOLF_BEST.get((n, k)))} "
+            f"| {_value(RGP_BANK_BEST.get((n, k)))} |"
+        )
+    return lines
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="optimiser budgets divided by 10")
+    parser.add_argument("--seed", type=int, default=0, help="seed of graphs and optimiser")
+    parser.add_argument("--progress", action="store_true", help="show the optimiser's progress")
+    options = parser.parse_args()
+    print(f"numpy {np.__version__}, networkx {nx.__version__}, seed {options.seed}\n")
+    print("ASPL evaluation, best of several runs (networkx: one run)\n")
+    print("\n".join(speed_table(options.seed, options.quick)))
+    print("\nSwap optimiser (strategy 'anneal') from a random regular graph, fixed time budget\n")
+    print("\n".join(optimiser_table(options.seed, options.quick, options.progress)))
+    print(
+        "\nSources: Moore bound (Cerf et al. 1974); Graph Golf best known and published RGP "
+        "graph bank best (M0, n = 64) as listed in REFERENCE.md §5 and §1."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""The benchmark: every method × sparsity × seed on one model and dataset, under one budget.
+
+:func:`run_bench` reads a configuration (:mod:`topoprune.experiments.bench_config`), trains every
+run and writes the results folder:
+
+- ``bench.json``: the configuration; a later call on the same folder must share its setting
+  (model, dataset, training, latency batch) and give each method label the same options;
+- ``runs.jsonl``: one row per finished run (rewritten atomically after each);
+- ``runs/<label>_s<sparsity>_seed<seed>/``: each run's own files (checkpoint, logs, report);
+- ``summary.csv``, ``report.md`` and the PNG plots (:mod:`topoprune.experiments.bench_report`).
+
+Methods: ``dense`` (once per seed), every method of :func:`topoprune.prune` (pruned before
+training, then trained from scratch with frozen masks, :func:`run_pruned`), and ``l1`` (train,
+remove channels by L1, fine-tune: :mod:`topoprune.experiments.bench_l1`).
+
+Resumable: runs already in ``runs.jsonl`` are skipped, and a run cut off mid-way continues from
+its last epoch checkpoint, so a crash or Ctrl-C loses at most the epochs in progress.
+``workers > 1`` trains runs in parallel processes (spawned; each with
+``max(1, cores // workers)`` torch threads); only this process writes ``runs.jsonl``, as the
+results come back. Latencies timed while other runs train are noisier: time with one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from topoprune.errors import TopopruneError
+from topoprune.experiments.bench_config import DENSE, L1, BenchConfig, Job, load_config
+from topoprune.files import write_json, write_jsonl
+
+CONFIG_FILE = "bench.json"
+RUNS_FILE = "runs.jsonl"
+RUNS_DIR = "runs"
+
+
+@dataclass
+class BenchResult:
+    """The configuration, every run's row (this configuration's only), and the summary rows."""
+
+    config: BenchConfig
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    out_dir: Path
+    trained: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": len(self.rows), "trained": self.trained, "summary": self.summary}
+
+
+def _counts(summary: Any, dense_params: int, dense_macs: int) -> dict[str, Any]:
+    """The figures every row has, from a training run's summary."""
+    return {
+        "test_acc": summary.test_acc,
+        "val_acc": summary.train.val_acc,
+        "params": summary.params,
+        "macs": summary.macs,
+        "dense_params": dense_params,
+        "dense_macs": dense_macs,
+        "params_reduction": 1.0 - summary.params / dense_params,
+        "macs_reduction": 1.0 - summary.macs / dense_macs,
+        "train_s": summary.train.seconds,
+    }
+
+
+def _latencies(latency_ms: Mapping[str, float]) -> dict[str, float | None]:
+    return {f"latency_{k}_ms": latency_ms.get(k) for k in ("dense", "masked", "realized")}
+
+
+def _run_masked(config: BenchConfig, job: Job, folder: Path, progress: bool) -> dict[str, Any]:
+    from topoprune.experiments.pruned_run import run_pruned
+
+    dense = job.method.name == DENSE
+    run = run_pruned(
+        config.model,
+        config.dataset,
+        replace(config.training, seed=job.seed),
+        method=None if dense else job.method.name,
+        sparsity=job.sparsity,
+        prune_options={"seed": job.seed, **job.method.options},
+        root=config.root,
+        out_dir=folder,
+        resume=(folder / "checkpoint.pt").exists(),
+        progress=progress,
+        latency_batch=config.latency_batch or 1,
+        label=job.method.label,
+        widths=None if config.widths is None else list(config.widths),
+        measure_speed=config.latency_batch is not None,
+    )
+    s = run.summary
+    metrics = run.pruning.metrics if run.pruning is not None else {}
+    graph = metrics.get("graph", {})
+    return {
+        **_counts(s, s.dense_params, s.dense_macs),
+        "nominal_reduction": metrics.get("nominal_reduction", 0.0),
+        **_latencies(run.latency_ms),
+        "aspl": graph.get("aspl"),
+        "diameter": graph.get("diameter"),
+        "nodes": graph.get("n"),
+        "degree": graph.get("k"),
+    }
+
+
+def _run_l1(config: BenchConfig, job: Job, folder: Path, progress: bool) -> dict[str, Any]:
+    from topoprune.experiments.bench_l1 import L1Protocol, run_l1
+
+    run = run_l1(
+        config.model,
+        config.dataset,
+        replace(config.training, seed=job.seed),
+        sparsity=job.sparsity,
+        protocol=L1Protocol(**job.method.options),
+        root=config.root,
+        widths=None if config.widths is None else list(config.widths),
+        out_dir=folder,
+        progress=progress,
+        latency_batch=config.latency_batch,
+    )
+    channels = run.channels
+    return {
+        **_counts(run.summary, channels.dense_params, channels.dense_macs),
+        "nominal_reduction": None,
+        **_latencies(run.latency_ms),
+        "channel_ratio": channels.ratio,
+        "budget_reached": channels.reached,
+    }
+
+
+def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False) -> dict[str, Any]:
+    """Train one run (resuming its checkpoint if there is one) and return its row."""
+    started = time.perf_counter()
+    runner = _run_l1 if job.method.name == L1 else _run_masked
+    figures = runner(config, job, folder, progress)
+    return {
+        "label": job.method.label,
+        "method": job.method.name,
+        "sparsity": job.sparsity,
+        "seed": job.seed,
+        **figures,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _execute(
+    config: BenchConfig, jobs: list[Job], out: Path, workers: int, progress: bool
+) -> Iterator[dict[str, Any]]:
+    """Yield each job's row as it finishes: in this process, or in ``workers`` spawned ones."""
+    folders = [out / RUNS_DIR / job.folder for job in jobs]
+    if workers == 1:
+        for job, folder in zip(jobs, folders, strict=True):
+            yield run_job(config, job, folder, progress)
+        return
+    threads = max(1, _cores() // workers)
+    with ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        pending = {
+            pool.submit(run_job, config, job, folder)
+            for job, folder in zip(jobs, folders, strict=True)
+        }
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _check_folder(out: Path, config: BenchConfig) -> None:
+    """Refuse a folder whose earlier runs were made with another setting or method options."""
+    path = out / CONFIG_FILE
+    if not path.exists():
+        return
+    before = json.loads(path.read_text())
+    if {k: before.get(k) for k in config.setting()} != config.setting():
+        changed = next(k for k, v in config.setting().items() if before.get(k) != v)
+        raise TopopruneError(
+            f"{out} holds runs made with another {changed!r}: use a new --out, "
+            "or the same setting (methods, sparsities and seeds may change)"
+        )
+    options = {m["label"]: m for m in before.get("methods", [])}
+    for method in config.to_dict()["methods"]:
+        if method["label"] in options and options[method["label"]] != method:
+            raise TopopruneError(
+                f"{out} holds runs of {method['label']!r} with other options: "
+                "give the changed method a new label, or use a new --out"
+            )
+
+
+def _check_runnable(config: BenchConfig) -> None:
+    """Load the dataset and build the model once, so that a bad root or widths fail early."""
+    from topoprune.data import load_dataset
+    from topoprune.models import create_model
+
+    splits = load_dataset(config.dataset, root=config.root)
+    create_model(
+        config.model,
+        num_classes=splits.num_classes,
+        in_channels=splits.in_channels,
+        widths=None if config.widths is None else list(config.widths),
+    )
+
+
+def _describe(row: dict[str, Any]) -> str:
+    where = "" if row["method"] == DENSE else f" s={row['sparsity']:g}"
+    return (
+        f"{row['label']}{where} seed {row['seed']}: {row['test_acc']:.2f}% "
+        f"(MACs -{100 * row['macs_reduction']:.1f}%) in {row['wall_s']:.0f} s"
+    )
+
+
+def run_bench(
+    config: BenchConfig | Mapping[str, Any] | str | Path,
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+) -> BenchResult:
+    """Run every missing run of ``config`` (a file, a mapping or a :class:`BenchConfig`).
+
+    Checks the configuration and the folder before anything is written; returns this
+    configuration's rows (including runs finished by earlier calls) and their summary.
+    """
+    from topoprune.experiments.bench_report import write_reports
+
+    if not isinstance(config, BenchConfig):
+        config = load_config(config)
+    if not isinstance(workers, int) or workers < 1:
+        raise TopopruneError(f"workers must be an integer >= 1, got {workers!r}")
+    out = Path(out_dir)
+    _check_folder(out, config)
+    _check_runnable(config)
+    write_json(out / CONFIG_FILE, config.to_dict())
+    runs_path = out / RUNS_FILE
+    rows = _read_rows(runs_path)
+    done = {(row["label"], row["sparsity"], row["seed"]) for row in rows}
+    jobs = [job for job in config.jobs() if job.key not in done]
+    bar = tqdm(total=len(jobs), desc="bench runs", unit="run", disable=not progress)
+    with bar:
+        for row in _execute(config, jobs, out, workers, progress and workers == 1):
+            rows.append(row)
+            write_jsonl(runs_path, rows)
+            if progress:
+                bar.write(_describe(row))
+            bar.update()
+    wanted = {job.key for job in config.jobs()}
+    mine = [row for row in rows if (row["label"], row["sparsity"], row["seed"]) in wanted]
+    summary = write_reports(out, config, mine)
+    return BenchResult(config, mine, summary, out, trained=len(jobs))

@@ -1,0 +1,247 @@
+"""realize(): replace every masked conv by whichever equivalent form runs fastest, by measuring.
+
+Each masked conv (torch.nn.utils.prune convention) gets candidates that compute the same outputs:
+
+- ``dense``: a plain conv with the mask folded into its weight (always available);
+- ``grouped``: ``CompactConv2d`` gathering each group's inputs for one grouped conv;
+- ``direct{OT}x{NV}``: ``CompactConv2d`` on the native kernel, one per register tile (float32 CPU,
+  stride 1, when a C++ compiler is found; see ``topoprune.realize.kernel``).
+
+Every candidate runs on the conv's real input (captured with a hook while ``example_input`` goes
+through the model), its output is checked against ``dense``, and the candidates are timed in
+interleaved rounds under ``torch.inference_mode`` (a candidate far behind after three rounds
+stops being timed); the lowest median wins. The choices are kept in ``realized.realize_report``
+(a ``RealizeReport``).
+
+Example
+-------
+>>> import numpy as np, torch
+>>> from torch.nn.utils import prune
+>>> from topoprune.pruning.blocks import block_mask
+>>> ring = np.roll(np.eye(8, dtype=int), 1, 1) + np.roll(np.eye(8, dtype=int), -1, 1)
+>>> conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+>>> mask = block_mask(ring, 16, 16)[:, :, None, None].expand_as(conv.weight)
+>>> model = torch.nn.Sequential(prune.custom_from_mask(conv, "weight", mask), torch.nn.ReLU())
+>>> x = torch.randn(2, 16, 6, 6)
+>>> fast = realize(model, x, repeats=2)
+>>> [layer.name for layer in fast.realize_report.layers]
+['0']
+>>> torch.allclose(fast(x), model(x), atol=1e-5)
+True
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from topoprune.errors import TopopruneError
+from topoprune.measure.running import evaluating
+from topoprune.realize import kernel
+from topoprune.realize.compact import CompactConv2d
+from topoprune.realize.masked import copy_model, folded_conv, is_masked_conv
+from topoprune.realize.structure import BlockStructure, find_block_structure
+from topoprune.realize.timing import medians, time_interleaved
+
+KINDS = ("dense", "grouped", "direct")
+"""The candidate kinds ``realize`` can be restricted to (``dense`` is always kept)."""
+
+DROP_FACTOR = 3.0
+"""After 3 rounds, a candidate whose median is over this many times the best stops being timed."""
+
+
+@dataclass
+class LayerChoice:
+    """What ``realize`` measured and chose for one masked conv.
+
+    ``times_ms``: median milliseconds per candidate on the layer's captured input (a candidate
+    dropped early for being far behind has fewer samples behind its median);
+    ``rejected``: candidates dropped because their output differed from ``dense``;
+    ``structure``: the mask's groups as ``"G x (out og, in ig)"``, or ``"none"``.
+    """
+
+    name: str
+    chosen: str
+    input_shape: tuple[int, ...]
+    structure: str
+    times_ms: dict[str, float] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+
+    @property
+    def speedup(self) -> float:
+        """Dense time over chosen time on this layer."""
+        return self.times_ms["dense"] / self.times_ms[self.chosen]
+
+
+@dataclass
+class RealizeReport:
+    """Per-layer choices of one ``realize`` call, with the settings it measured under."""
+
+    layers: list[LayerChoice]
+    threads: int
+    repeats: int
+    kernel_available: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return asdict(self)
+
+    def table(self) -> str:
+        """A Markdown table: layer, input shape, structure, choice, dense and chosen ms."""
+        lines = [
+            "| layer | input | structure | chosen | dense ms | chosen ms | speed-up |",
+            "|---|---|---|---|---:|---:|---:|",
+        ]
+        for layer in self.layers:
+            shape = "x".join(str(size) for size in layer.input_shape)
+            lines.append(
+                f"| {layer.name} | {shape} | {layer.structure} | {layer.chosen} | "
+                f"{layer.times_ms['dense']:.2f} | {layer.times_ms[layer.chosen]:.2f} | "
+                f"{layer.speedup:.2f}x |"
+            )
+        return "\n".join(lines)
+
+
+def _check_kinds(candidates: Iterable[str] | None) -> set[str]:
+    if isinstance(candidates, str):
+        candidates = (candidates,)
+    kinds = set(KINDS if candidates is None else candidates)
+    unknown = sorted(kinds - set(KINDS))
+    if unknown:
+        raise TopopruneError(
+            f"unknown realize candidates {unknown}; choose from {', '.join(KINDS)}"
+        )
+    return kinds | {"dense"}
+
+
+def _capture_inputs(
+    model: nn.Module, names: list[str], example_input: torch.Tensor | tuple
+) -> dict[str, torch.Tensor]:
+    """The input each named module receives on its first call while ``example_input`` runs."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            captured.setdefault(name, args[0])
+
+        return hook
+
+    handles = [
+        model.get_submodule(name).register_forward_pre_hook(hook_for(name)) for name in names
+    ]
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    try:
+        with evaluating(model), torch.inference_mode():
+            model(*args)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def _structure(conv: nn.Conv2d) -> BlockStructure | None:
+    if conv.groups != 1 or conv.padding_mode != "zeros":
+        return None
+    return find_block_structure(conv.weight_mask)
+
+
+def _candidates(
+    conv: nn.Conv2d, structured: bool, x: torch.Tensor, kinds: set[str]
+) -> dict[str, nn.Module]:
+    options: dict[str, nn.Module] = {"dense": folded_conv(conv)}
+    if not structured or not kinds & {"grouped", "direct"}:
+        return options
+    compact = CompactConv2d.from_masked(conv)
+    if "grouped" in kinds:
+        options["grouped"] = compact
+    if "direct" in kinds:
+        for tile in kernel.TILES:
+            direct = copy.deepcopy(compact)
+            direct.impl, direct.tile = "direct", tile
+            with torch.inference_mode():
+                if direct.direct_supported(x):
+                    options[f"direct{tile[0]}x{tile[1]}"] = direct
+    return options
+
+
+def _agrees(output: torch.Tensor, reference: torch.Tensor) -> bool:
+    scale = float(reference.abs().max()) if reference.numel() else 0.0
+    return output.shape == reference.shape and torch.allclose(
+        output, reference, rtol=1e-4, atol=1e-5 * max(1.0, scale)
+    )
+
+
+def _choose(
+    name: str, conv: nn.Conv2d, x: torch.Tensor, kinds: set[str], repeats: int, warmup: int
+) -> tuple[nn.Module, LayerChoice]:
+    structure = _structure(conv)
+    options = _candidates(conv, structure is not None, x, kinds)
+    described = (
+        "none"
+        if structure is None
+        else f"{structure.groups} x (out {structure.group_out}, in {structure.group_in})"
+    )
+    with torch.inference_mode():
+        for module in options.values():
+            module.eval()
+        reference = options["dense"](x)
+        rejected = [key for key, module in options.items() if not _agrees(module(x), reference)]
+        for key in rejected:
+            del options[key]
+        samples = time_interleaved(
+            {key: (lambda module=module: module(x)) for key, module in options.items()},
+            repeats=repeats,
+            warmup=warmup,
+            drop_factor=DROP_FACTOR,
+        )
+    times = medians(samples)
+    chosen = min(times, key=times.__getitem__)
+    choice = LayerChoice(name, chosen, tuple(x.shape), described, times, rejected)
+    return options[chosen].train(conv.training), choice
+
+
+def realize(
+    model: nn.Module,
+    example_input: torch.Tensor | tuple,
+    *,
+    repeats: int = 7,
+    warmup: int = 2,
+    candidates: Iterable[str] | None = None,
+) -> nn.Module:
+    """A copy of ``model`` with every masked conv replaced by its fastest equivalent form.
+
+    ``example_input``: a batch (or a tuple of forward arguments) like the ones the model will
+    serve; each masked conv is timed on the input it receives from it, ``repeats`` interleaved
+    samples per candidate after ``warmup`` calls, at the current ``torch.get_num_threads()``.
+    ``candidates``: a subset of ``KINDS`` to consider (default all; ``dense`` always stays).
+    The input model is not modified. The copy computes the same outputs to float tolerance and
+    carries the choices in ``realize_report``. It is meant for inference: it backpropagates like
+    the masked model, but while compact layers keep their structure through training (the native
+    kernel hands over to autograd-friendly torch ops), layers realized ``dense`` are plain convs
+    whose masked-out weights would train too. Train the masked model, then realize it. Masked
+    convs that ``example_input`` never reaches are left as they are.
+    """
+    if repeats < 1 or warmup < 0:
+        raise TopopruneError(f"realize needs repeats >= 1 and warmup >= 0; got {repeats}, {warmup}")
+    kinds = _check_kinds(candidates)
+    realized = copy_model(model)
+    names = [name for name, module in realized.named_modules() if is_masked_conv(module)]
+    inputs = _capture_inputs(realized, names, example_input)
+    layers = []
+    for name in names:
+        if name not in inputs:
+            continue
+        conv = realized.get_submodule(name)
+        replacement, choice = _choose(name, conv, inputs[name], kinds, repeats, warmup)
+        parent_name, _, child_name = name.rpartition(".")
+        setattr(realized.get_submodule(parent_name), child_name, replacement)
+        layers.append(choice)
+    realized.realize_report = RealizeReport(
+        layers, torch.get_num_threads(), repeats, kernel.kernel_available()
+    )
+    return realized
