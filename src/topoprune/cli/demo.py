@@ -1,9 +1,9 @@
 """``topoprune demo``: RGP against the dense model and the ring lattice on bundled MNIST images.
 
-A CIFAR-style VGG-11, narrowed so that it trains in seconds per epoch on two cores, is trained
-three times from the same initialisation: dense, pruned with RGP (an ASPL-optimised 4-regular
-graph on 16 nodes: 75% of every masked layer's connections removed), and pruned with the ring
-lattice of the same degree (the highest ASPL). The comparison table is printed and written to
+A CIFAR-style VGG-11 with 64 channels in every layer (so that it trains in seconds per epoch on
+two cores) is trained three times from the same initialisation: dense, pruned with RGP (an
+ASPL-optimised 4-regular graph on 64 nodes: 93.75% of every masked layer's connections removed,
+the paper's 64_4 setting), and pruned with the ring lattice of the same degree (the highest ASPL). The comparison table is printed and written to
 ``OUT/report.md``.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 
 DEMO_MODEL = "vgg11"
-DEMO_WIDTHS = [32, 64, 64, 64, 128, 128, 128, 128]
-DEMO_NODES = 16
-DEMO_SPARSITY = 0.75
+DEMO_WIDTHS = [64] * 8
+DEMO_NODES = 64
+DEMO_SPARSITY = 0.9375
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
