@@ -92,7 +92,7 @@ def test_rgp_chain_steps_drop_by_the_published_band():
     search = SwapSearch(ring_lattice(40, 4), strategy="rgp", seed=4)
     while len(search.saved) < 4:
         search.advance(0.0, 256)
-    values = [search.pairs and total / search.pairs for _, total, _ in search.saved]
+    values = [total / search.pairs for _, total, _ in search.saved]
     starts = [aspl(ring_lattice(40, 4)), *values[:-1]]
     drops = np.array(starts) - np.array(values)
     assert ((drops > 0.05) & (drops < 0.2)).all()
@@ -100,9 +100,9 @@ def test_rgp_chain_steps_drop_by_the_published_band():
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_same_seed_same_result(strategy):
-    start = random_regular(40, 6, seed=5)
-    first = optimize(start, strategy=strategy, seed=11, max_steps=2500)
-    second = optimize(start, strategy=strategy, seed=11, max_steps=2500)
+    start = random_regular(32, 6, seed=5)
+    first = optimize(start, strategy=strategy, seed=11, max_steps=1500)
+    second = optimize(start, strategy=strategy, seed=11, max_steps=1500)
     assert np.array_equal(first.adj, second.adj)
     assert (first.steps, first.accepted) == (second.steps, second.accepted)
     assert np.array_equal(first.trajectory, second.trajectory)

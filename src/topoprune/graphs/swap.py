@@ -1,14 +1,16 @@
 """Lower the ASPL of a regular graph by degree-preserving double-edge swaps.
 
-A swap takes two edges ``(a, b)``, ``(c, d)`` and rewires them into ``(a, c)``, ``(b, d)`` when
-that creates no self-loop and no repeated edge; every degree stays the same. A swap is kept only
-when the graph stays connected and the strategy accepts the new distances:
+A swap takes two edges ``(a, b)``, ``(c, d)`` and rewires them into ``(a, c)``, ``(b, d)`` (a
+"2-opt" move) when that creates no self-loop and no repeated edge; every degree stays the same.
+A swap is kept only when the graph stays connected and the strategy accepts the new distances:
 
-- ``"anneal"`` (default): simulated annealing on (diameter, ASPL), as the Graph Golf solvers do. A
-  swap that raises the diameter is refused, one that lowers it is kept, and otherwise the change
-  ``delta`` of the total distance (summed over ordered node pairs, an integer) is kept with
-  probability ``exp(-delta / T)``; ``T`` falls geometrically from ``ANNEAL_START * n`` to
-  ``ANNEAL_END * n`` over the budget. The best graph seen is returned.
+- ``"anneal"`` (default): simulated annealing on the total distance ``S`` (summed over ordered
+  node pairs, an integer; ASPL = S / (n (n - 1))). A swap that changes it by ``delta`` is kept
+  with probability ``min(1, exp(-delta / T))``; ``T / n`` falls geometrically between the two
+  ``ANNEAL_TEMPERATURES`` over the budget (``SCREENED_ANNEAL_TEMPERATURES`` while the diameter
+  is at most 3). The graph with the lowest ASPL seen is returned, the lower diameter breaking
+  ties. (Graph Golf solvers minimise the diameter first; ranking by ASPL reached lower ASPLs in
+  our runs.)
 - ``"greedy"``: keep a swap when the ASPL does not rise.
 - ``"rgp"``: the bounded random walk of the published RGP code (REFERENCE.md §1). It always starts
   from the ring lattice with the same n and k. Each call (a chain step) freezes the ASPL ``a0``
@@ -17,12 +19,25 @@ when the graph stays connected and the strategy accepts the new distances:
   description: swaps that rise above ``a0`` or drop past the band are refused.) The best saved
   graph is returned.
 
-Candidates are evaluated in batches: the bitset BFS of :mod:`topoprune.graphs.paths` runs on
-``B`` candidate graphs stacked into one ``(B * n, W)`` array, which amortises numpy's per-call
-cost; the candidates are then scanned in drawing order and the first one accepted is applied, so
-the search is exactly the sequential one. Each candidate's BFS stops one level short of the
-current diameter: the partial distance sum is then already exact unless the diameter grows, and
-only the candidates that pass the acceptance test pay for the last level.
+How candidates are evaluated (all numpy, no compiled code):
+
+- In batches of ``B``: candidate ``i`` is written into copy ``i`` of a stack of copies of the
+  graph, and the bitset BFS of :mod:`topoprune.graphs.paths` runs on many of them at once (one
+  ``(B * n, W)`` array), which spreads numpy's per-call cost. The candidates are then scanned in
+  drawing order and the first one accepted is applied. ``B`` follows the recent acceptance rate
+  (about one acceptance per batch).
+- Level 2 of the BFS is computed only for the ``4 + 4k`` rows a swap can change (the nodes
+  within distance 1 of ``a, b, c, d``); the other rows come from the current graph.
+- Each BFS stops one level short of the current diameter: the partial distance sum is then
+  exact unless the diameter grows, and only candidates that pass the acceptance test pay for the
+  last level.
+- Screening, for ``"anneal"`` and ``"greedy"``: while the diameter is at most 3, the distance
+  sum depends only on which pairs are within distance 2, and a swap's effect on them can be
+  estimated from path counts around its four nodes in a few array lookups; ``SCREEN_FACTOR``
+  times more swaps are drawn and only the most promising get the exact BFS. With a larger
+  diameter, only the ``1 / PRESCREEN`` of a batch whose exact level 2 left the fewest pairs
+  unreached go on to the deeper (costly) levels. The swaps screened out count as tried. The
+  ``"rgp"`` walk is never screened.
 
 >>> from topoprune.graphs.generate import random_regular
 >>> start = random_regular(32, 4, seed=0)
@@ -35,7 +50,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,14 +62,23 @@ from topoprune.graphs.generate import (
     ring_lattice,
     to_neighbours,
 )
-from topoprune.graphs.paths import closed_neighbourhoods, distance_stats, expand, word_count
+from topoprune.graphs.paths import (
+    PathStats,
+    closed_neighbourhoods,
+    distance_stats,
+    expand,
+    word_count,
+)
 
 __all__ = [
-    "ANNEAL_END",
-    "ANNEAL_START",
+    "ANNEAL_TEMPERATURES",
+    "DEFAULT_TIME_BUDGET",
+    "PRESCREEN",
     "RGP_CHAINS",
     "RGP_MAX_DROP",
     "RGP_MIN_DROP",
+    "SCREENED_ANNEAL_TEMPERATURES",
+    "SCREEN_FACTOR",
     "STRATEGIES",
     "BankGraph",
     "SwapResult",
@@ -64,9 +88,11 @@ __all__ = [
 ]
 
 STRATEGIES = ("anneal", "greedy", "rgp")
-# Annealing temperatures per node, in units of the total distance over ordered node pairs.
-ANNEAL_START = 0.5
-ANNEAL_END = 0.01
+# Annealing temperature per node, in units of the total distance over ordered node pairs: it
+# falls geometrically from the first value to the second over the budget. Tuned on (64, 4),
+# (256, 8) and (1024, 8); graphs of diameter <= 3 (screened, see below) do better warmer.
+ANNEAL_TEMPERATURES = (0.005, 0.001)
+SCREENED_ANNEAL_TEMPERATURES = (0.02, 0.01)
 # The published RGP walk: a chain step ends once the ASPL has dropped by more than RGP_MIN_DROP
 # below the value frozen at its start, and no swap may drop it by RGP_MAX_DROP or more.
 RGP_MIN_DROP = 0.05
@@ -77,8 +103,15 @@ DEFAULT_TIME_BUDGET = 10.0
 # candidate that gets the exact BFS.
 SCREEN_FACTOR = 16
 SCREEN_MAX_NODES = 512
-# Words per stacked bitset array: bounds the batch size B so the arrays stay in cache.
-_BATCH_WORDS = 1 << 14
+# Larger diameters: only the best 1 / PRESCREEN of the candidates (by their exact level-2 change)
+# get the BFS levels beyond 2.
+PRESCREEN = 8
+# Distance sum given to candidates dropped by the prescreen.
+_DROPPED = 1 << 62
+# Words per stacked bitset array: BFS levels beyond 2 run on this many words at a time so the
+# arrays stay in cache; a batch holds at most BATCH_CHUNKS such chunks of candidates.
+BATCH_WORDS = 1 << 14
+BATCH_CHUNKS = 16
 
 
 @dataclass
@@ -130,42 +163,33 @@ class BankGraph:
     label: str
 
 
-@dataclass
 class _Proposals:
-    """``B`` drawn swaps ``(a, b), (c, d) -> (a, c), (b, d)``, each field of shape ``(B,)``.
+    """``B`` drawn swaps ``(a, b), (c, d) -> (a, c), (b, d)``.
 
-    ``slot_a`` is the slot of ``b`` in row ``a`` of the neighbour table, ``slot_b`` that of ``a``
-    in row ``b``, ``slot_c`` that of ``d`` in row ``c`` and ``slot_d`` that of ``c`` in row ``d``.
-    ``order`` is each swap's position among all the swaps drawn, valid or not (a swap is invalid
-    when it would make a self-loop or a repeated edge).
+    ``fields`` ``(8, B)`` holds ``a, b, c, d`` and ``slot_a`` (the slot of ``b`` in row ``a`` of
+    the neighbour table), ``slot_b`` (of ``a`` in row ``b``), ``slot_c`` (of ``d`` in row ``c``),
+    ``slot_d`` (of ``c`` in row ``d``). ``order`` ``(B,)`` is each swap's position among all the
+    swaps drawn, valid or not (a swap is invalid when it would make a self-loop or a repeated
+    edge).
     """
 
-    a: np.ndarray
-    b: np.ndarray
-    c: np.ndarray
-    d: np.ndarray
-    slot_a: np.ndarray
-    slot_b: np.ndarray
-    slot_c: np.ndarray
-    slot_d: np.ndarray
-    order: np.ndarray
+    def __init__(self, fields: np.ndarray, order: np.ndarray) -> None:
+        self.fields, self.order = fields, order
+        self.a, self.b, self.c, self.d = fields[:4]
+        self.count = fields.shape[1]
 
     def take(self, keep: np.ndarray) -> _Proposals:
-        return _Proposals(*(getattr(self, name)[keep] for name in self.__dataclass_fields__))
-
-    def changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(rows, slots, lost, gained)``, each ``(4B,)``: the neighbour table rows a swap
-        rewrites (row a of every swap, then b, c, d), the slot in each, and the neighbour the slot
-        loses and gains (a loses b and gains c, b: a -> d, c: d -> a, d: c -> b)."""
-        return (
-            np.concatenate([self.a, self.b, self.c, self.d]),
-            np.concatenate([self.slot_a, self.slot_b, self.slot_c, self.slot_d]),
-            np.concatenate([self.b, self.a, self.d, self.c]),
-            np.concatenate([self.c, self.d, self.a, self.b]),
-        )
+        return _Proposals(self.fields[:, keep], self.order[keep])
 
     def one(self, index: int) -> _Proposals:
         return self.take(np.array([index]))
+
+    def changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, slots, lost, gained)``, each ``(4, B)``: the neighbour table rows a swap
+        rewrites (rows a, b, c, d of every swap), the slot in each, and the neighbour the slot
+        loses and gains (a loses b and gains c, b: a -> d, c: d -> a, d: c -> b)."""
+        fields = self.fields
+        return fields[:4], fields[4:], fields[[1, 0, 3, 2]], fields[[2, 3, 0, 1]]
 
 
 def _bits(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,21 +224,17 @@ class _Graph:
         self.two_counts = np.bitwise_count(self.within_two).sum(axis=1, dtype=np.int64)
 
     def draw(self, rng: np.random.Generator, count: int) -> _Proposals:
-        """The valid ones among ``count`` uniformly drawn swaps: two edges, each picked as a node
-        and one of its slots, and which way to rewire them."""
-        n, k = self.n, self.k
-        first, second = rng.integers(n * k, size=(2, count))
-        flip = rng.integers(2, size=count).astype(bool)
-        a, slot_a = np.divmod(first, k)
-        x, slot_x = np.divmod(second, k)
-        b, slot_b = self.nbrs[a, slot_a], self.slots[a, slot_a]
-        y, slot_y = self.nbrs[x, slot_x], self.slots[x, slot_x]
-        c, d = np.where(flip, y, x), np.where(flip, x, y)
-        slot_c, slot_d = np.where(flip, slot_y, slot_x), np.where(flip, slot_x, slot_y)
+        """The valid ones among ``count`` uniformly drawn swaps: two directed edges, each picked
+        as a node and one of its slots."""
+        a, slot_a = np.divmod(rng.integers(self.n * self.k, size=count), self.k)
+        c, slot_c = np.divmod(rng.integers(self.n * self.k, size=count), self.k)
+        b, d = self.nbrs[a, slot_a], self.nbrs[c, slot_c]
+        fields = np.stack(
+            [a, b, c, d, slot_a, self.slots[a, slot_a], slot_c, self.slots[c, slot_c]]
+        )
         valid = (a != c) & (a != d) & (b != c) & (b != d) & ~self.linked[a, c] & ~self.linked[b, d]
         keep = np.flatnonzero(valid)
-        fields = (a, b, c, d, slot_a, slot_b, slot_c, slot_d)
-        return _Proposals(*(field[keep] for field in fields), keep)
+        return _Proposals(fields[:, keep], keep)
 
     def candidate(self, swap: _Proposals) -> np.ndarray:
         """The ``(n, k)`` neighbour table with the single swap ``swap`` applied (a copy)."""
@@ -227,9 +247,7 @@ class _Graph:
         """Apply the single swap ``swap``, whose distance sum and diameter are given."""
         rows, slots, lost, gained = swap.changes()
         self.nbrs[rows, slots] = gained
-        self.slots[rows, slots] = np.concatenate(
-            [swap.slot_c, swap.slot_d, swap.slot_a, swap.slot_b]
-        )
+        self.slots[rows, slots] = slots[[2, 3, 0, 1]]
         self.linked[rows, lost] = False
         self.linked[rows, gained] = True
         for node in (lost, gained):
@@ -250,13 +268,11 @@ class _Screen:
     ``lost(a, b) + lost(c, d) - won(a, c) - won(b, d)``: ``lost`` counts the pairs whose only
     short path uses the removed edge, ``won`` the pairs a new edge brings within distance 2. The
     estimate ignores how the four edges interact; it only picks which candidates get the exact
-    BFS. ``lost`` and ``won`` are kept as ``(n, n)`` matrices, rebuilt after every accepted swap.
+    BFS. ``lost`` and ``won`` are ``(n, n)`` matrices, built for one graph (three matrix
+    products).
     """
 
     def __init__(self, graph: _Graph) -> None:
-        self.refresh(graph)
-
-    def refresh(self, graph: _Graph) -> None:
         adjacency = graph.linked.astype(np.float32)
         paths = adjacency + adjacency @ adjacency
         np.fill_diagonal(paths, np.inf)
@@ -291,16 +307,14 @@ class _Stack:
     def follow(self, graph: _Graph, swap: _Proposals) -> None:
         """Copy an accepted swap into every copy."""
         rows, slots, _, gained = swap.changes()
-        stacked = (self.offsets[:, None] + rows).ravel()
-        self.columns[np.tile(slots, len(self.offsets)), stacked] = (
-            self.offsets[:, None] + gained
-        ).ravel()
-        self.closed[stacked] = np.tile(graph.closed[rows], (len(self.offsets), 1))
+        offsets = self.offsets[:, None, None]
+        self.columns[slots, offsets + rows] = offsets + gained
+        self.closed[offsets + rows] = graph.closed[rows]
 
     def write(self, swaps: _Proposals) -> None:
         """Put swap ``i`` of ``swaps`` into copy ``i``."""
         rows, slots, lost, gained = swaps.changes()
-        offsets = np.tile(self.offsets[: len(swaps.a)], 4)
+        offsets = self.offsets[: swaps.count]
         self.columns[slots, rows + offsets] = gained + offsets
         for node in (lost, gained):  # rows are distinct, so no two updates hit one word
             words, masks = _bits(node)
@@ -309,7 +323,7 @@ class _Stack:
     def erase(self, graph: _Graph, swaps: _Proposals) -> None:
         """Undo :meth:`write`."""
         rows, slots, _, _ = swaps.changes()
-        offsets = np.tile(self.offsets[: len(swaps.a)], 4)
+        offsets = self.offsets[: swaps.count]
         self.columns[slots, rows + offsets] = graph.nbrs[rows, slots] + offsets
         self.closed[rows + offsets] = graph.closed[rows]
 
@@ -318,26 +332,31 @@ class _Stack:
 class _Batch:
     """Distances of ``B`` candidate graphs (the current graph with one swap each), up to ``level``.
 
-    ``partial`` ``(B,)``: distance sum over the levels 0..level; ``missing`` ``(B,)``: ordered
-    pairs farther apart than ``level``; ``diameters`` ``(B,)``: the diameter where already known,
-    else -1. ``reach`` ``(B * n, W)``: the stacked bitsets at ``level`` when ``level > 2``;
-    ``rows`` ``(B, R)``, ``first`` ``(B, R)`` and ``grown`` ``(B, R, W)``: the level-2 rows that
-    differ from the current graph's (``first`` marks a row's first listing).
+    ``partial`` ``(B,)``: distance sum over the levels 0..level (``_DROPPED`` for candidates not
+    taken beyond level 2); ``missing`` ``(B,)``: ordered pairs farther apart than ``level``;
+    ``diameters`` ``(B,)``: the diameter where already known, else -1. ``rows`` ``(B, R)``,
+    ``first`` ``(B, R)`` and ``grown`` ``(B, R, W)``: the level-2 rows that differ from the
+    current graph's (``first`` marks a row's first listing). When ``level > 2``, ``reach`` holds
+    the bitsets at ``level`` of the candidates taken further, ``chunk`` of them per
+    ``(chunk * n, W)`` array, and ``place`` ``(B,)`` each candidate's position among them.
     """
 
     level: int
     partial: np.ndarray
     missing: np.ndarray
     diameters: np.ndarray
-    reach: np.ndarray | None
     rows: np.ndarray
     first: np.ndarray
     grown: np.ndarray
+    chunk: int
+    reach: list[np.ndarray] = field(default_factory=list)
+    place: np.ndarray | None = None
 
     def candidate_reach(self, graph: _Graph, index: int) -> np.ndarray:
         """Candidate ``index``'s ``(n, W)`` bitsets at ``level``."""
-        if self.reach is not None:
-            return self.reach[index * graph.n : (index + 1) * graph.n]
+        if self.level > 2:
+            part, place = divmod(int(self.place[index]), self.chunk)
+            return self.reach[part][place * graph.n : (place + 1) * graph.n]
         reach = graph.within_two.copy()
         keep = self.first[index]
         reach[self.rows[index, keep]] = self.grown[index, keep]
@@ -352,8 +371,8 @@ def _level_two(graph: _Graph, stack: _Stack, swaps: _Proposals) -> tuple[np.ndar
     ``(B, 4 + 4k, W)`` holds their new bitsets. Returns ``(rows, first, grown, missing)``,
     ``missing`` ``(B,)`` the ordered pairs farther apart than 2.
     """
-    n, count = graph.n, len(swaps.a)
-    ends = np.stack([swaps.a, swaps.b, swaps.c, swaps.d], axis=1)
+    n, count = graph.n, swaps.count
+    ends = swaps.fields[:4].T
     rows = np.sort(np.concatenate([ends, graph.nbrs[ends].reshape(count, -1)], axis=1), axis=1)
     first = np.ones(rows.shape, dtype=bool)
     first[:, 1:] = rows[:, 1:] != rows[:, :-1]
@@ -365,34 +384,66 @@ def _level_two(graph: _Graph, stack: _Stack, swaps: _Proposals) -> tuple[np.ndar
     return rows, first, grown, missing
 
 
-def _evaluate(graph: _Graph, stack: _Stack, swaps: _Proposals, level: int) -> _Batch:
-    """Run the BFS of every candidate up to ``level >= 2``: level 2 from the rows a swap can
-    change, the later levels on the stacked copies."""
-    n, count, pairs = graph.n, len(swaps.a), graph.n * graph.n
+def _evaluate(
+    graph: _Graph, stack: _Stack, swaps: _Proposals, level: int, chunk: int, deep: int
+) -> _Batch:
+    """Run the BFS of every candidate up to ``level >= 2``.
+
+    Level 2 comes from the rows a swap can change. Only the ``deep`` candidates with the fewest
+    pairs left beyond distance 2 go on to the later levels, on their stacked copies, ``chunk`` at
+    a time so that the arrays stay in cache; the others are dropped.
+    """
+    n, count, pairs = graph.n, swaps.count, graph.n * graph.n
     stack.write(swaps)
     try:
         rows, first, grown, missing = _level_two(graph, stack, swaps)
         partial = (pairs - n) + (pairs - n - n * graph.k) + missing
         diameters = np.where(missing == 0, 2, -1)
-        if level <= 2:
-            return _Batch(2, partial, missing, diameters, None, rows, first, grown)
-        reach = np.empty((count, n, graph.within_two.shape[1]), dtype=np.uint64)
-        reach[:] = graph.within_two
-        reach = reach.reshape(count * n, -1)
-        reach[(rows + stack.offsets[:count, None])[first]] = grown[first]
-        columns = [column[: count * n] for column in stack.columns]
-        buffers = (np.empty_like(reach), np.empty_like(reach))
-        scratch = np.empty_like(reach)
-        popcounts = np.empty(reach.shape, dtype=np.uint8)
-        for depth in range(3, level + 1):
-            reach = expand(reach, columns, buffers[depth % 2], scratch)
-            np.bitwise_count(reach, out=popcounts)
-            missing = pairs - popcounts.reshape(count, -1).sum(axis=1, dtype=np.int64)
-            partial = partial + missing
-            diameters[(missing == 0) & (diameters < 0)] = depth
+        batch = _Batch(2, partial, missing, diameters, rows, first, grown, chunk)
+        if level > 2:
+            members = np.arange(count)
+            if deep < count:
+                members = np.sort(np.argpartition(missing, deep - 1)[:deep])
+                dropped = np.ones(count, dtype=bool)
+                dropped[members] = False
+                partial[dropped] = _DROPPED
+            batch.place = np.full(count, -1)
+            batch.place[members] = np.arange(len(members))
+            for start in range(0, len(members), chunk):
+                _deeper(graph, stack, batch, members[start : start + chunk], level)
+            batch.level = level
     finally:
         stack.erase(graph, swaps)
-    return _Batch(level, partial, missing, diameters, reach, rows, first, grown)
+    return batch
+
+
+def _deeper(graph: _Graph, stack: _Stack, batch: _Batch, members: np.ndarray, level: int) -> None:
+    """BFS levels 3..level of the candidates ``members`` (sorted), on their stacked copies."""
+    n, pairs, size = graph.n, graph.n * graph.n, len(members)
+    reach = np.empty((size, n, graph.within_two.shape[1]), dtype=np.uint64)
+    reach[:] = graph.within_two
+    reach = reach.reshape(size * n, -1)
+    first = batch.first[members]
+    local = batch.rows[members] + stack.offsets[:size, None]
+    reach[local[first]] = batch.grown[members][first]
+    start = int(members[0])
+    if members[-1] - start == size - 1:  # consecutive copies: a slice, shifted to local rows
+        columns = stack.columns[:, start * n : (start + size) * n] - start * n
+    else:
+        copies = (members[:, None] * n + np.arange(n)).ravel()
+        columns = stack.columns[:, copies] - np.repeat((members - np.arange(size)) * n, n)
+    column_rows = list(columns)
+    buffers = (np.empty_like(reach), np.empty_like(reach))
+    scratch = np.empty_like(reach)
+    popcounts = np.empty(reach.shape, dtype=np.uint8)
+    for depth in range(3, level + 1):
+        reach = expand(reach, column_rows, buffers[depth % 2], scratch)
+        np.bitwise_count(reach, out=popcounts)
+        missing = pairs - popcounts.reshape(size, -1).sum(axis=1, dtype=np.int64)
+        batch.partial[members] += missing
+        batch.missing[members] = missing
+        batch.diameters[members[(missing == 0) & (batch.diameters[members] < 0)]] = depth
+    batch.reach.append(reach)
 
 
 def _finish(
@@ -421,11 +472,14 @@ def _finish(
 
 
 class SwapSearch:
-    """A swap search that can be advanced batch by batch (see the module docstring).
+    """A swap search on a connected regular graph, advanced batch by batch (see the module
+    docstring); :func:`optimize` drives one.
 
     ``advance(fraction, tries)`` draws at most ``tries`` swaps, applies at most one and returns
     how many it drew; ``fraction`` in [0, 1] is how much of the budget is spent (it sets the
-    annealing temperature). After it, :meth:`adjacency` is the current graph.
+    annealing temperature). After it, :meth:`adjacency` is the current graph, ``aspl`` and
+    ``diameter`` its distances, ``steps`` and ``accepted`` the swaps tried and kept so far. The
+    ``"rgp"`` strategy starts from the ring lattice with the n and k of ``adj``.
 
     >>> from topoprune.graphs.generate import random_regular
     >>> search = SwapSearch(random_regular(16, 4, seed=0), seed=1)
@@ -449,7 +503,8 @@ class SwapSearch:
         self.rng = np.random.default_rng(seed)
         self.graph = _Graph(nbrs, _ordered_total(stats), stats.diameter)
         self.pairs = n * (n - 1)
-        self.capacity = max(1, min(256, _BATCH_WORDS // (n * word_count(n))))
+        self.chunk = max(1, min(256, BATCH_WORDS // (n * word_count(n))))
+        self.capacity = min(256, BATCH_CHUNKS * self.chunk)
         self.stack = _Stack(self.graph, self.capacity)
         self.screen: _Screen | None = None
         self.steps = self.accepted = 0
@@ -493,7 +548,7 @@ class SwapSearch:
         if self._screening():
             drawn = min(tries, count * SCREEN_FACTOR)
             swaps = self.graph.draw(self.rng, drawn)
-            if len(swaps.a) > count:
+            if swaps.count > count:
                 self.screen = self.screen or _Screen(self.graph)
                 best = np.argpartition(self.screen.estimate(swaps), count - 1)[:count]
                 swaps = swaps.take(np.sort(best))
@@ -501,8 +556,8 @@ class SwapSearch:
         else:
             drawn = count
             swaps = self.graph.draw(self.rng, count)
-        chosen = self._choose(swaps, self._limits(len(swaps.a), fraction))
-        evaluated = len(swaps.a) if chosen is None else chosen[0] + 1
+        chosen = self._choose(swaps, self._limits(swaps.count, fraction))
+        evaluated = swaps.count if chosen is None else chosen[0] + 1
         self._evaluated = 0.95 * self._evaluated + evaluated
         self._passed = 0.95 * self._passed + (chosen is not None)
         tried = drawn if chosen is None else int(swaps.order[chosen[0]]) + 1
@@ -521,7 +576,8 @@ class SwapSearch:
         stay above."""
         total = self.graph.total
         if self.strategy == "anneal":
-            scale = self.graph.n * ANNEAL_START * (ANNEAL_END / ANNEAL_START) ** min(fraction, 1.0)
+            hot, cold = SCREENED_ANNEAL_TEMPERATURES if self._screening() else ANNEAL_TEMPERATURES
+            scale = self.graph.n * hot * (cold / hot) ** min(fraction, 1.0)
             return total - scale * np.log1p(-self.rng.random(count)), -math.inf
         if self.strategy == "greedy":
             return np.full(count, float(total)), -math.inf
@@ -531,10 +587,12 @@ class SwapSearch:
         self, swaps: _Proposals, bounds: tuple[np.ndarray, float]
     ) -> tuple[int, int, int] | None:
         """The first candidate within the bounds, as (index, distance sum, diameter), or None."""
-        if len(swaps.a) == 0:
+        if swaps.count == 0:
             return None
         limits, floor = bounds
-        batch = _evaluate(self.graph, self.stack, swaps, max(2, self.graph.diameter - 1))
+        level = max(2, self.graph.diameter - 1)
+        deep = swaps.count if self.strategy == "rgp" else math.ceil(swaps.count / PRESCREEN)
+        batch = _evaluate(self.graph, self.stack, swaps, level, self.chunk, deep)
         for index in np.flatnonzero(batch.partial <= limits).tolist():
             found = _finish(self.graph, swaps, batch, index, limits[index])
             if found is not None and found[0] > floor:
@@ -556,7 +614,7 @@ class SwapSearch:
             self.frozen = total
 
 
-def _ordered_total(stats) -> int:
+def _ordered_total(stats: PathStats) -> int:
     """Sum of distances over ordered node pairs of a connected graph."""
     return 2 * int(np.arange(len(stats.histogram)) @ stats.histogram)
 
@@ -598,15 +656,15 @@ def optimize(
     seconds_limit, steps_limit = _budget(time_budget, max_steps)
     search = SwapSearch(adj, strategy=strategy, seed=seed)
     start_aspl, start_diameter = search.aspl, search.diameter
-    bar = _progress_bar(progress, steps_limit, seconds_limit)
+    bar = _progress_bar(progress, strategy, steps_limit, seconds_limit)
     started = time.perf_counter()
     elapsed = 0.0
     while search.swappable and search.steps < steps_limit and elapsed < seconds_limit:
         fraction = max(search.steps / steps_limit, elapsed / seconds_limit)
-        drawn = search.advance(fraction, int(min(steps_limit - search.steps, 1 << 20)))
+        search.advance(fraction, int(min(steps_limit - search.steps, 1 << 20)))
         elapsed = time.perf_counter() - started
         if bar is not None:
-            bar.update(drawn if math.isfinite(steps_limit) else 0)
+            bar.update((search.steps if math.isfinite(steps_limit) else elapsed) - bar.n)
             bar.set_postfix(aspl=f"{search.aspl:.4f}", diameter=search.diameter, refresh=False)
     if bar is not None:
         bar.close()
@@ -626,13 +684,15 @@ def optimize(
     )
 
 
-def _progress_bar(enabled: bool, steps_limit: float, seconds_limit: float):
+def _progress_bar(enabled: bool, strategy: str, steps_limit: float, seconds_limit: float):
+    """A tqdm bar over the swaps tried, or over the seconds when only time bounds the search."""
     if not enabled:
         return None
     from tqdm import tqdm
 
-    total = steps_limit if math.isfinite(steps_limit) else None
-    return tqdm(total=total, desc="swaps", unit="swap", mininterval=0.5)
+    if math.isfinite(steps_limit):
+        return tqdm(total=steps_limit, desc=f"{strategy} swaps", unit="swap", mininterval=0.5)
+    return tqdm(total=seconds_limit, desc=f"{strategy} swaps", unit="s", mininterval=0.5)
 
 
 def bank(
@@ -670,23 +730,21 @@ def bank(
         time_budget=time_budget / 2,
         progress=progress,
     )
-    pool = [(best.aspl, best.diameter, best.adj)]
+    pool = [(best.aspl, best.diameter, to_neighbours(best.adj))]  # (ASPL, diameter, nbrs)
     for chain in range(RGP_CHAINS):
         walk = SwapSearch(lattice, strategy="rgp", seed=seed + 1 + chain)
         deadline = time.perf_counter() + time_budget / (2 * RGP_CHAINS)
         while walk.swappable and time.perf_counter() < deadline:
             walk.advance(0.0, 1 << 20)
-        for nbrs, total, diameter in walk.saved:
-            pool.append((total / walk.pairs, diameter, from_neighbours(nbrs)))
+        pool += [(total / walk.pairs, diameter, nbrs) for nbrs, total, diameter in walk.saved]
     pool.sort(key=lambda entry: entry[0])
     stats = distance_stats(lattice)
-    top, bottom = pool[0][0], stats.aspl
     values = np.array([entry[0] for entry in pool])
     chosen = [pool[0]]
-    for target in np.linspace(top, bottom, count)[1:-1]:
+    for target in np.linspace(values[0], stats.aspl, count)[1:-1]:
         chosen.append(pool[int(np.argmin(np.abs(values - target)))])
-    chosen.append((stats.aspl, stats.diameter, lattice))
+    chosen.append((stats.aspl, stats.diameter, to_neighbours(lattice)))
     return [
-        BankGraph(adj=adj, aspl=value, diameter=diameter, label=f"M{rank}")
-        for rank, (value, diameter, adj) in enumerate(chosen)
+        BankGraph(adj=from_neighbours(nbrs), aspl=value, diameter=diameter, label=f"M{rank}")
+        for rank, (value, diameter, nbrs) in enumerate(chosen)
     ]
