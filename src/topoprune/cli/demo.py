@@ -3,8 +3,8 @@
 A CIFAR-style VGG-11 with 64 channels in every layer (so that it trains in seconds per epoch on
 two cores) is trained three times from the same initialisation: dense, pruned with RGP (an
 ASPL-optimised 4-regular graph on 64 nodes: 93.75% of every masked layer's connections removed,
-the paper's 64_4 setting), and pruned with the ring lattice of the same degree (the highest ASPL). The comparison table is printed and written to
-``OUT/report.md``.
+the paper's 64_4 setting), and pruned with the ring lattice of the same degree (the highest
+ASPL). The comparison table is printed and written to ``OUT/report.md``.
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ def _check_type(where: str, value: Any, default: Any, *, nullable: bool = False)
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise _fail(f"{where} must be a {type(default).__name__}, got {value!r}")
+        raise _fail(f"{where} must be of type {type(default).__name__}, got {value!r}")
     if isinstance(default, float):
         return float(value)
     return tuple(value) if isinstance(default, (tuple, list)) else value

@@ -4,12 +4,17 @@ The mask methods prune before training and train for E epochs. L1 pruning needs 
 (a channel's L1 norm says nothing at initialisation), so under the same budget of E epochs:
 
 1. train the dense model from scratch for ``E1 = floor(pretrain_fraction · E)`` epochs, with the
-   run's training settings and its schedule over those E1 epochs;
+   run's training settings and its schedule compressed into those E1 epochs (cosine over E1
+   epochs; multistep milestones scaled by E1 / E);
 2. remove the channels with the lowest group L1 norm, physically
    (:func:`topoprune.pruning.l1.l1_prune`), until the narrower model has at most the MACs (or
    params, ``target``) that a mask method keeps at the same sparsity;
 3. fine-tune the narrower model for the other ``E − E1`` epochs: same settings, learning rate
-   × ``finetune_lr_scale``, the schedule restarted over those epochs.
+   × ``finetune_lr_scale``, the schedule restarted and compressed into those epochs.
+
+``finetune_lr_scale`` defaults to 1: the fine-tuning repeats the schedule from its start
+("learning-rate rewinding", which Renda, Frankle and Carbin, ICLR 2020, found to beat
+fine-tuning at the final small learning rate); 0.1 gives the classic low-rate fine-tuning.
 
 Reported accuracy is the last fine-tuning epoch's on the test split; params and MACs are those
 of the narrower model. Phase 1 runs in ``OUT/pretrain`` and phase 2 in ``OUT``, each with its own
@@ -43,7 +48,7 @@ class L1Protocol:
 
     pretrain_fraction: float = 0.5
     target: str = "macs"
-    finetune_lr_scale: float = 0.1
+    finetune_lr_scale: float = 1.0
 
     def epochs(self, total: int) -> tuple[int, int]:
         """(dense epochs, fine-tuning epochs) out of ``total``; both must be at least 1.
@@ -79,6 +84,13 @@ class L1Run:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
+def _phase(config: TrainConfig, epochs: int, lr: float) -> TrainConfig:
+    """``config`` for a phase of ``epochs`` epochs: milestones scaled, learning rate ``lr``."""
+    scale = epochs / config.epochs
+    milestones = tuple(round(m * scale) for m in config.milestones)
+    return replace(config, epochs=epochs, lr=lr, milestones=milestones)
+
+
 def _resumable(folder: Path | None) -> bool:
     return folder is not None and (folder / "checkpoint.pt").exists()
 
@@ -107,7 +119,7 @@ def run_l1(
     pretrain = run_training(
         model_name,
         dataset,
-        replace(config, epochs=dense_epochs),
+        _phase(config, dense_epochs, config.lr),
         root=root,
         out_dir=pretrain_dir,
         resume=_resumable(pretrain_dir),
@@ -130,7 +142,7 @@ def run_l1(
     summary = run_training(
         model_name,
         dataset,
-        replace(config, epochs=finetune_epochs, lr=config.lr * protocol.finetune_lr_scale),
+        _phase(config, finetune_epochs, config.lr * protocol.finetune_lr_scale),
         root=root,
         out_dir=out,
         resume=_resumable(out),
