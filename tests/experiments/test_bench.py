@@ -1,0 +1,226 @@
+"""The benchmark: files and row counts, exact summaries, resuming, refusing, parallel workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from topoprune.cli import main
+from topoprune.errors import TopopruneError
+from topoprune.experiments import bench
+from topoprune.experiments.bench import run_bench
+from topoprune.train.trainer import Trainer
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TIMES = ("wall_s", "train_s")
+
+
+def tiny(**changes):
+    """Two methods x one sparsity x two seeds of LeNet-5 on 8x8 digits, two steps each."""
+    base = {
+        "model": "lenet5",
+        "widths": [8, 16, 32, 16],
+        "dataset": "digits",
+        "training": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 32, "lr": 0.05},
+        "methods": ["dense", {"name": "rgp", "nodes": 8, "steps": 50}],
+        "sparsities": [0.5],
+        "seeds": 2,
+        "latency_batch": None,
+    }
+    return {**base, **changes}
+
+
+def without_times(rows):
+    return sorted(
+        ({k: v for k, v in row.items() if k not in TIMES} for row in rows),
+        key=lambda row: (row["label"], row["sparsity"], row["seed"]),
+    )
+
+
+def fake_row(config, job, folder, progress=False):
+    """What run_job returns, made up from the job (no training)."""
+    return {
+        "label": job.method.label,
+        "method": job.method.name,
+        "sparsity": job.sparsity,
+        "seed": job.seed,
+        "test_acc": 50.0 + 10 * job.seed + 100 * job.sparsity,
+        "params": 100,
+        "macs": 1000,
+        "dense_params": 200,
+        "dense_macs": 2000,
+        "params_reduction": 0.5,
+        "macs_reduction": 0.5,
+        "nominal_reduction": job.sparsity,
+        "aspl": None if job.method.name == "dense" else 1.5 + job.seed,
+        "nodes": None if job.method.name == "dense" else 8,
+        "degree": None if job.method.name == "dense" else 4,
+        "wall_s": 1.0,
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A real tiny benchmark, run once for the tests that read its folder."""
+    out = tmp_path_factory.mktemp("bench")
+    config = tiny(latency_batch=2)
+    return out, run_bench(config, out, progress=False)
+
+
+def test_the_folder_holds_every_file_with_the_right_row_counts(finished):
+    out, result = finished
+    rows = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(rows) == len(result.rows) == 4 and result.trained == 4
+    assert sorted((r["label"], r["seed"]) for r in rows) == [
+        ("dense", 0),
+        ("dense", 1),
+        ("rgp", 0),
+        ("rgp", 1),
+    ]
+    with open(out / "summary.csv") as handle:
+        summary = list(csv.DictReader(handle))
+    assert [(s["label"], s["sparsity"], s["runs"]) for s in summary] == [
+        ("dense", "0.0", "2"),
+        ("rgp", "0.5", "2"),
+    ]
+    for name in ("accuracy_vs_macs.png", "accuracy_vs_params.png", "aspl_vs_accuracy_s0.5.png"):
+        assert (out / name).read_bytes().startswith(PNG_MAGIC)
+    report = (out / "report.md").read_text()
+    assert "| dense | 0 | 2 |" in report and "| rgp | 0.5 | 2 |" in report
+    assert "![accuracy_vs_macs](accuracy_vs_macs.png)" in report
+    assert json.loads((out / "bench.json").read_text())["sparsities"] == [0.5]
+    assert all((out / "runs" / name / "checkpoint.pt").exists() for name in ("rgp_s0.5_seed1",))
+
+
+def test_rows_hold_true_counts_graph_figures_and_latencies(finished):
+    _, result = finished
+    by_label = {(r["label"], r["seed"]): r for r in result.rows}
+    dense, rgp = by_label[("dense", 0)], by_label[("rgp", 0)]
+    assert dense["params"] == dense["dense_params"] == rgp["dense_params"]
+    assert dense["params_reduction"] == 0.0 and dense["nominal_reduction"] == 0.0
+    assert rgp["params"] < dense["params"] and rgp["nominal_reduction"] == 0.5
+    assert rgp["params_reduction"] == 1 - rgp["params"] / rgp["dense_params"]
+    assert (rgp["nodes"], rgp["degree"]) == (8, 4) and rgp["aspl"] > 1.0
+    assert dense["latency_masked_ms"] is None and dense["latency_dense_ms"] > 0
+    assert rgp["latency_masked_ms"] > 0 and rgp["latency_realized_ms"] > 0
+
+
+def test_the_summary_is_the_exact_mean_and_std_of_the_rows(finished):
+    _, result = finished
+    for entry in result.summary:
+        runs = [r for r in result.rows if r["label"] == entry["label"]]
+        accuracies = np.array([r["test_acc"] for r in runs])
+        assert entry["test_acc_mean"] == float(accuracies.mean())
+        assert entry["test_acc_std"] == float(accuracies.std(ddof=1))
+        assert entry["params"] == runs[0]["params"]
+        assert entry["wall_s"] == float(np.mean([r["wall_s"] for r in runs]))
+
+
+def test_a_rerun_skips_finished_runs(finished, monkeypatch):
+    out, result = finished
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(bench, "run_job", must_not_run)
+    again = run_bench(tiny(latency_batch=2), out, progress=False)
+    assert again.trained == 0 and again.rows == result.rows
+
+
+def test_only_missing_runs_are_trained_and_rows_of_other_configs_are_kept(tmp_path, monkeypatch):
+    calls = []
+
+    def counting(config, job, folder, progress=False):
+        calls.append(job.key)
+        return fake_row(config, job, folder)
+
+    monkeypatch.setattr(bench, "run_job", counting)
+    run_bench(tiny(), tmp_path, progress=False)
+    assert len(calls) == 4
+    more = run_bench(tiny(seeds=3, sparsities=[0.5, 0.75]), tmp_path, progress=False)
+    assert sorted(calls[4:]) == [
+        ("dense", 0.0, 2),
+        ("rgp", 0.5, 2),
+        ("rgp", 0.75, 0),
+        ("rgp", 0.75, 1),
+        ("rgp", 0.75, 2),
+    ]
+    assert more.trained == 5 and len(more.rows) == 9
+    fewer = run_bench(tiny(seeds=[1]), tmp_path, progress=False)
+    assert len(calls) == 9 and len(fewer.rows) == 2
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 9  # nothing is thrown away
+    assert [s["runs"] for s in fewer.summary] == [1, 1]
+
+
+def test_a_folder_of_another_setting_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "run_job", fake_row)
+    run_bench(tiny(), tmp_path, progress=False)
+    with pytest.raises(TopopruneError, match="another 'training'"):
+        run_bench(tiny(training={"epochs": 1, "lr": 0.2}), tmp_path, progress=False)
+    changed = tiny(methods=["dense", {"name": "rgp", "nodes": 8, "steps": 60}])
+    with pytest.raises(TopopruneError, match="runs of 'rgp' with other options"):
+        run_bench(changed, tmp_path, progress=False)
+    relabelled = tiny(methods=["dense", {"name": "rgp", "label": "rgp60", "nodes": 8}])
+    assert run_bench(relabelled, tmp_path, progress=False).trained == 2
+
+
+def test_a_run_cut_off_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    config = tiny(methods=["dense"], seeds=[0], training={"epochs": 2, "max_steps_per_epoch": 2})
+    whole = run_bench(config, tmp_path / "whole", progress=False)
+    real_epoch = Trainer._train_epoch
+
+    def stop_in_epoch_two(self, model, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, model, epoch)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", stop_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(config, tmp_path / "cut", progress=False)
+    assert not (tmp_path / "cut" / "runs.jsonl").exists()
+    assert (tmp_path / "cut" / "runs" / "dense_seed0" / "checkpoint.pt").exists()
+    epochs = []
+
+    def count_epochs(self, model, epoch):
+        epochs.append(epoch)
+        return real_epoch(self, model, epoch)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", count_epochs)
+    resumed = run_bench(config, tmp_path / "cut", progress=False)
+    assert epochs == [1]
+    assert without_times(resumed.rows) == without_times(whole.rows)
+
+
+def test_a_worker_process_gives_the_same_row_as_this_one(tmp_path):
+    config = tiny(methods=["dense"], seeds=[1], training={"epochs": 1, "max_steps_per_epoch": 1})
+    here = run_bench(config, tmp_path / "here", progress=False)
+    pooled = run_bench(config, tmp_path / "pooled", workers=2, progress=False)
+    assert without_times(pooled.rows) == without_times(here.rows) and len(pooled.rows) == 1
+
+
+def test_bad_workers_are_refused(tmp_path):
+    with pytest.raises(TopopruneError, match="workers must be an integer >= 1"):
+        run_bench(tiny(), tmp_path / "out", workers=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_dataset_root_fails_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(TopopruneError, match="root"):
+        run_bench(tiny(dataset="cifar10"), out, progress=False)
+    assert not out.exists()
+
+
+def test_the_cli_runs_a_config_and_prints_the_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run_job", fake_row)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(json.dumps(tiny()))  # JSON is YAML
+    out = tmp_path / "out"
+    assert main(["bench", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "# Benchmark: lenet5 on digits" in printed
+    assert f"4 runs (4 trained now); see {out}" in printed

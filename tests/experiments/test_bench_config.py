@@ -1,0 +1,177 @@
+"""Benchmark configurations: shipped files load, mistakes are one clear line, jobs add up."""
+
+from __future__ import annotations
+
+import doctest
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from topoprune.cli import main
+from topoprune.errors import TopopruneError
+from topoprune.experiments.bench_config import load_config
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+def tiny(**changes):
+    """A valid configuration, with ``changes`` on top."""
+    base = {
+        "model": "lenet5",
+        "dataset": "digits",
+        "training": {"epochs": 2, "max_steps_per_epoch": 2},
+        "methods": ["dense", {"name": "rgp", "nodes": 8, "steps": 50}, "l1"],
+        "sparsities": [0.5],
+        "seeds": 2,
+    }
+    return {**base, **changes}
+
+
+def test_the_shipped_configs_are_all_there():
+    names = {path.name for path in CONFIGS}
+    assert {
+        "quick-mnist5k.yaml",
+        "cifar10-resnet56.yaml",
+        "cifar10-vgg16.yaml",
+        "imagenet-resnet50.yaml",
+    } <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    config = load_config(path)
+    assert [m.name for m in config.methods][:1] == ["dense"]
+    assert {"random", "rgp", "lattice", "random-regular", "l1"} <= {m.name for m in config.methods}
+    per_sparsity = len(config.methods) - 1
+    assert len(config.jobs()) == len(config.seeds) * (1 + per_sparsity * len(config.sparsities))
+
+
+def test_the_published_settings_are_the_published_ones():
+    cifar = load_config(CONFIGS[0].parent / "cifar10-resnet56.yaml").training
+    assert (cifar.epochs, cifar.batch_size, cifar.lr, cifar.momentum) == (100, 256, 0.1, 0.9)
+    assert (cifar.weight_decay, cifar.schedule) == (5e-4, "cosine")
+    imagenet = load_config(CONFIGS[0].parent / "imagenet-resnet50.yaml").training
+    assert (imagenet.epochs, imagenet.lr, imagenet.weight_decay) == (100, 0.1, 1e-4)
+    assert (imagenet.schedule, tuple(imagenet.milestones), imagenet.gamma) == (
+        "multistep",
+        (30, 60, 90),
+        0.1,
+    )
+    assert imagenet.label_smoothing == 0.1
+
+
+def test_a_config_round_trips_through_its_dict():
+    config = load_config(tiny(widths=[8, 16, 32, 16], latency_batch=None))
+    assert load_config(config.to_dict()) == config
+    assert [job.folder for job in config.jobs()] == [
+        "dense_seed0",
+        "dense_seed1",
+        "rgp_s0.5_seed0",
+        "rgp_s0.5_seed1",
+        "l1_s0.5_seed0",
+        "l1_s0.5_seed1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"optimizer": "adam"}, "unknown key 'optimizer' in the config"),
+        ({"model": "alexnet"}, "unknown model 'alexnet'"),
+        ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
+        ({"methods": ["dense", "magic"]}, "unknown method 'magic'"),
+        ({"methods": []}, "methods must be a non-empty list"),
+        ({"methods": ["random", "random"]}, "share the label 'random'"),
+        ({"methods": [{"name": "rgp", "nodez": 8}]}, "unknown key 'nodez' in method rgp"),
+        ({"methods": [{"name": "rgp", "nodes": "8"}]}, "method rgp: nodes must be of type int"),
+        ({"methods": [{"name": "dense", "nodes": 8}]}, "unknown key 'nodes' in method dense"),
+        ({"methods": [{"name": "rgp", "label": "a/b"}]}, "label 'a/b' of rgp"),
+        (
+            {"methods": [{"name": "rgp", "nodes": 8}], "sparsities": [0.875]},
+            "method rgp at sparsity 0.875: sparsity 0.875 leaves degree 1 on 8 nodes",
+        ),
+        ({"methods": [{"name": "rgp", "strategy": "guess"}]}, "strategy must be one of"),
+        ({"methods": [{"name": "l1", "target": "flops"}]}, "unknown l1 target 'flops'"),
+        ({"training": {"epochs": 1}}, "l1 trains dense for floor"),
+        ({"sparsities": [1.0]}, "every sparsity must lie in (0, 1)"),
+        ({"sparsities": [0]}, "every sparsity must lie in (0, 1)"),
+        ({"sparsities": ["half"]}, "every sparsity must lie in (0, 1)"),
+        ({"sparsities": [0.5, 0.5]}, "sparsities repeat a value"),
+        ({"sparsities": []}, "sparsities must be a non-empty list"),
+        ({"seeds": 0}, "seeds must be a count >= 1"),
+        ({"seeds": [1, 1]}, "seeds must be a count >= 1"),
+        ({"training": {"seed": 3}}, "training.seed is not used"),
+        ({"training": {"epochs": 2, "lrate": 0.1}}, "unknown key 'lrate' in training"),
+        ({"training": {"epochs": "two"}}, "training.epochs must be of type int"),
+        ({"training": {"epochs": 2, "lr": -1}}, "learning rate must be > 0"),
+        ({"training": {"epochs": 2, "milestones": ["a"]}}, "every item of training.milestones"),
+        ({"training": {"epochs": 2, "max_steps_per_epoch": 0}}, "max_steps_per_epoch must be"),
+        ({"latency_batch": 0}, "latency_batch must be an integer >= 1 or null"),
+        ({"widths": [8, -1]}, "widths must be a list of positive integers"),
+    ],
+)
+def test_mistakes_raise_one_line_that_says_what_to_change(changes, message):
+    with pytest.raises(TopopruneError) as caught:
+        load_config(tiny(**changes))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_key_is_named():
+    raw = tiny()
+    del raw["sparsities"]
+    with pytest.raises(TopopruneError, match="missing key 'sparsities'"):
+        load_config(raw)
+
+
+def test_files_that_are_not_configs_are_refused(tmp_path):
+    with pytest.raises(TopopruneError, match="no bench config at"):
+        load_config(tmp_path / "absent.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [lenet5\n")
+    with pytest.raises(TopopruneError, match="is not valid YAML"):
+        load_config(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- lenet5\n")
+    with pytest.raises(TopopruneError, match="must hold a mapping"):
+        load_config(listing)
+
+
+def test_the_cli_exits_2_and_writes_nothing_on_a_bad_config(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: lenet5\ndataset: digits\nmethods: [dense]\nsparsities: [1.5]\n")
+    out = tmp_path / "out"
+    assert main(["bench", "--config", str(config), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.startswith("topoprune: error: bench config: every sparsity")
+        and error.count("\n") == 1
+    )
+    assert not out.exists()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sparsities=st.lists(
+        st.sampled_from([0.25, 0.5, 0.75, 0.875]), min_size=1, max_size=4, unique=True
+    ),
+    seeds=st.integers(1, 5),
+    with_dense=st.booleans(),
+)
+def test_jobs_are_dense_once_per_seed_and_the_rest_per_sparsity(sparsities, seeds, with_dense):
+    methods = (["dense"] if with_dense else []) + ["random", {"name": "rgp", "nodes": 16}]
+    config = load_config(tiny(methods=methods, sparsities=sparsities, seeds=seeds))
+    jobs = config.jobs()
+    assert len(jobs) == seeds * (int(with_dense) + 2 * len(sparsities))
+    assert len({job.folder for job in jobs}) == len(jobs) == len({job.key for job in jobs})
+    assert all(job.sparsity == 0.0 for job in jobs if job.method.name == "dense")
+    assert [job.seed for job in jobs[:seeds]] == list(range(seeds))
+
+
+@pytest.mark.parametrize("name", ["bench_config", "bench_report", "bench_l1"])
+def test_docstring_examples_hold(name):
+    result = doctest.testmod(import_module(f"topoprune.experiments.{name}"))
+    assert result.attempted > 0 and result.failed == 0
