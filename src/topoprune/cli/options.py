@@ -52,6 +52,17 @@ def parse_widths(text: str | None) -> list[int] | None:
         raise TopopruneError(f"--widths must be comma-separated integers, got {text!r}") from None
 
 
+def run_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments every training command passes on: data, output folder, progress, widths."""
+    return {
+        "root": args.root,
+        "split_seed": args.split_seed,
+        "out_dir": args.out,
+        "progress": not args.no_progress,
+        "widths": parse_widths(args.widths),
+    }
+
+
 def training_config(args: argparse.Namespace):  # -> TrainConfig (torch imported lazily)
     """Build a :class:`TrainConfig` from the parsed training options."""
     from topoprune.train import TrainConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from topoprune.cli.options import add_training_options, parse_widths, training_config
+from topoprune.cli.options import add_training_options, run_options, training_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,12 +53,9 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         sparsity=args.sparsity,
         prune_options=options,
-        root=args.root,
-        out_dir=args.out,
         resume=args.resume,
-        progress=not args.no_progress,
-        widths=parse_widths(args.widths),
         latency_batch=args.latency_batch,
+        **run_options(args),
     )
     print(markdown_report([run_]), end="")
     return 0

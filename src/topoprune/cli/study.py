@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from topoprune.cli.options import add_training_options, parse_widths, training_config
+from topoprune.cli.options import add_training_options, run_options, training_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,11 +39,8 @@ def run_aspl(args: argparse.Namespace) -> int:
         degree=args.degree,
         graphs=args.graphs,
         seeds=args.seeds,
-        out_dir=args.out,
-        root=args.root,
         bank_seconds=args.bank_seconds,
-        widths=parse_widths(args.widths),
-        progress=not args.no_progress,
+        **run_options(args),
     )
     print(
         f"{len(result.rows)} runs: "

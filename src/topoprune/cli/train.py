@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from topoprune.cli.options import add_training_options, parse_widths, training_config
+from topoprune.cli.options import add_training_options, run_options, training_config
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,12 +20,8 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         args.dataset,
         training_config(args),
-        root=args.root,
-        split_seed=args.split_seed,
-        out_dir=args.out,
         resume=args.resume,
-        progress=not args.no_progress,
-        widths=parse_widths(args.widths),
+        **run_options(args),
     )
     print(summary.describe())
     return 0

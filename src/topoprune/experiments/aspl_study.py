@@ -85,6 +85,7 @@ def run_study(
     seeds: int = 3,
     out_dir: str | Path,
     root: str | None = None,
+    split_seed: int = 0,
     bank_seconds: float = 60.0,
     widths: list[int] | None = None,
     progress: bool = True,
@@ -114,6 +115,7 @@ def run_study(
                 sparsity=1.0 - degree / nodes,
                 prune_options={"graph": entry["adj"], "seed": seed},
                 root=root,
+                split_seed=split_seed,
                 out_dir=run_dir,
                 resume=(run_dir / "checkpoint.pt").exists(),  # a run cut off mid-way
                 progress=progress,
