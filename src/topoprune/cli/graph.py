@@ -184,7 +184,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.out}")
     if args.plot is not None:
-        from topoprune.experiments.graph_plots import plot_optimization
+        from topoprune.experiments.plots import plot_optimization
 
         plot_optimization(
             args.plot,

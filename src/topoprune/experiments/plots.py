@@ -1,29 +1,32 @@
-"""PNG plots of experiment results (matplotlib, Agg backend, written atomically)."""
+"""PNG plots of experiment results.
+
+Figures are drawn on matplotlib's Agg canvas directly (no pyplot state, no global backend
+switch) and written atomically.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from topoprune.files import atomic_write
 
 
-def _pyplot():
-    """matplotlib's pyplot on the file-only Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _figure(width: float, height: float) -> Figure:
+    """A new figure of ``width`` × ``height`` inches on an Agg canvas."""
+    figure = Figure(figsize=(width, height), dpi=120, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
 
 
-def _save(figure, path: str | Path) -> Path:
-    """Write ``figure`` as a PNG atomically, then close it."""
-    figure.tight_layout()
-    written = atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
-    _pyplot().close(figure)
-    return written
+def _save(figure: Figure, path: str | Path) -> Path:
+    """Write ``figure`` as a PNG atomically."""
+    return atomic_write(path, lambda handle: figure.savefig(handle, format="png"))
 
 
 def plot_aspl_accuracy(
@@ -38,8 +41,8 @@ def plot_aspl_accuracy(
     ``graphs``: rows with ``graph``, ``aspl``, ``mean_acc``, ``std_acc`` (from ``per_graph``).
     ``context``: what the points share (e.g. ``"sparsity 0.75"``), put before the title.
     """
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    figure = _figure(6, 4)
+    axes = figure.subplots()
     axes.errorbar(
         [g["aspl"] for g in graphs],
         [g["mean_acc"] for g in graphs],
@@ -73,8 +76,8 @@ def plot_accuracy_vs_cost(path: str | Path, points: list[dict[str, Any]], cost: 
     is a line through its points in cost order; the dense model (sparsity 0) is a star with a
     dashed level. The cost axis is logarithmic.
     """
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    figure = _figure(7, 4.5)
+    axes = figure.subplots()
     labels = list(dict.fromkeys(p["label"] for p in points))
     for label in labels:
         mine = sorted((p for p in points if p["label"] == label), key=lambda p: p[cost])
@@ -92,3 +95,44 @@ def plot_accuracy_vs_cost(path: str | Path, points: list[dict[str, Any]], cost: 
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize="small")
     return _save(figure, path)
+
+
+def plot_optimization(
+    path: str | os.PathLike,
+    trajectory: np.ndarray,
+    histogram: np.ndarray,
+    *,
+    moore_aspl: float | None = None,
+    title: str | None = None,
+) -> None:
+    """Write a two-panel PNG: ASPL over the swaps tried, and the final distance histogram.
+
+    ``trajectory`` has shape ``(m, 3)``, rows ``(step, aspl, diameter)`` as in
+    ``SwapResult.trajectory``; ``histogram[d]`` counts the node pairs at distance ``d``
+    (``histogram[0]`` unused). ``moore_aspl`` draws the Moore bound as a dashed horizontal line.
+    The file is written atomically.
+    """
+    figure = _figure(10, 4)
+    over_time, distances = figure.subplots(1, 2)
+
+    steps, values = trajectory[:, 0], trajectory[:, 1]
+    over_time.plot(steps, values, drawstyle="steps-post", label="ASPL")
+    if moore_aspl is not None:
+        over_time.axhline(
+            moore_aspl, color="black", linestyle="--", label=f"Moore {moore_aspl:.4f}"
+        )
+    over_time.set_xlabel("swaps tried")
+    over_time.set_ylabel("average shortest path length")
+    over_time.legend()
+
+    lengths = np.arange(1, len(histogram))
+    distances.bar(lengths, histogram[1:])
+    distances.set_xticks(lengths)
+    distances.set_xlabel("distance")
+    distances.set_ylabel("node pairs")
+    final_aspl = float(lengths @ histogram[1:]) / float(histogram[1:].sum())
+    distances.set_title(f"final: ASPL {final_aspl:.4f}, diameter {len(histogram) - 1}")
+
+    if title:
+        figure.suptitle(title)
+    _save(figure, path)
