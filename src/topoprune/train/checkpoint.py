@@ -7,9 +7,7 @@ from typing import Any
 
 import torch
 
-from topoprune.files import atomic_write, write_json, write_jsonl, write_text
-
-__all__ = ["load_checkpoint", "save_checkpoint", "write_json", "write_jsonl", "write_text"]
+from topoprune.files import atomic_write
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

@@ -15,9 +15,9 @@ from typing import Any
 from torch import nn
 
 from topoprune.data import load_dataset
+from topoprune.files import write_json
 from topoprune.measure import count
 from topoprune.models import create_model
-from topoprune.train.checkpoint import write_json
 from topoprune.train.trainer import TrainConfig, Trainer, TrainResult
 
 

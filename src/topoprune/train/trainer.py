@@ -25,8 +25,9 @@ from tqdm import tqdm
 
 from topoprune.data.memory import InMemoryImages, to_unit_float
 from topoprune.errors import TopopruneError
+from topoprune.files import write_json, write_jsonl
 from topoprune.train import distributed
-from topoprune.train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_jsonl
+from topoprune.train.checkpoint import load_checkpoint, save_checkpoint
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Normalize = Callable[[torch.Tensor], torch.Tensor]
