@@ -1,4 +1,8 @@
-"""Swap optimiser: invariants after every accepted swap, exact distances, strategies, bank."""
+"""Swap optimiser: invariants after every accepted swap, exact distances, strategies, bank.
+
+Tests taking the ``engine`` fixture run twice: in the native engine (where a compiler exists)
+and in the numpy search.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,25 @@ import json
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from topoprune.errors import TopopruneError
+from topoprune.graphs import swap
+from topoprune.graphs.engine import NATIVE_CHUNKS, engine_available
 from topoprune.graphs.generate import complete, random_regular, ring_lattice
 from topoprune.graphs.paths import aspl, distance_stats
 from topoprune.graphs.swap import STRATEGIES, SwapSearch, bank, optimize
+
+
+@pytest.fixture(params=["native", "numpy"])
+def engine(request, monkeypatch) -> str:
+    """Which engine optimize() uses in this test."""
+    if request.param == "native" and not engine_available():
+        pytest.fail("a C++ compiler exists on the test machines; the native engine must build")
+    if request.param == "numpy":
+        monkeypatch.setattr(swap, "engine_available", lambda: False)
+    return request.param
 
 
 @st.composite
@@ -53,7 +69,7 @@ def test_every_accepted_swap_keeps_the_graph_regular_simple_and_connected(size, 
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_result_distances_equal_networkx(strategy):
+def test_result_distances_equal_networkx(strategy, engine):
     result = optimize(random_regular(48, 4, seed=2), strategy=strategy, seed=3, max_steps=3000)
     graph = nx.from_numpy_array(result.adj)
     assert result.aspl == pytest.approx(nx.average_shortest_path_length(graph), abs=1e-12)
@@ -61,7 +77,7 @@ def test_result_distances_equal_networkx(strategy):
     assert (result.adj.sum(axis=1) == 4).all() and nx.is_connected(graph)
 
 
-def test_anneal_lowers_the_aspl_of_a_random_regular_graph():
+def test_anneal_lowers_the_aspl_of_a_random_regular_graph(engine):
     start = random_regular(64, 4, seed=0)
     result = optimize(start, seed=0, max_steps=20_000)
     assert result.start_aspl == aspl(start)
@@ -70,9 +86,11 @@ def test_anneal_lowers_the_aspl_of_a_random_regular_graph():
     assert 0 < result.accepted <= result.steps
 
 
-@settings(max_examples=8, deadline=None)
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.sampled_from([(20, 3), (32, 4), (40, 6)]), st.integers(0, 2**31 - 1))
-def test_greedy_never_raises_the_aspl(size, seed):
+def test_greedy_never_raises_the_aspl(engine, size, seed):  # the engine is the same throughout
     result = optimize(
         random_regular(*size, seed=seed), strategy="greedy", seed=seed, max_steps=4000
     )
@@ -99,7 +117,7 @@ def test_rgp_chain_steps_drop_by_the_published_band():
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_same_seed_same_result(strategy):
+def test_same_seed_same_result(strategy, engine):
     start = random_regular(32, 6, seed=5)
     first = optimize(start, strategy=strategy, seed=11, max_steps=1500)
     second = optimize(start, strategy=strategy, seed=11, max_steps=1500)
@@ -108,10 +126,14 @@ def test_same_seed_same_result(strategy):
     assert np.array_equal(first.trajectory, second.trajectory)
 
 
-def test_result_metadata_and_trajectory_shape():
+def test_result_metadata_and_trajectory_shape(engine):
     start = random_regular(24, 4, seed=0)
     result = optimize(start, seed=1, max_steps=500)
-    assert result.trajectory.shape == (result.accepted + 1, 3)
+    if engine == "numpy":  # a row per accepted swap
+        assert result.trajectory.shape == (result.accepted + 1, 3)
+    else:  # rows for new bests and one per chunk
+        assert len(result.trajectory) >= 1 + NATIVE_CHUNKS
+        assert result.trajectory[:, 1].min() == result.aspl
     assert tuple(result.trajectory[0]) == (0.0, result.start_aspl, result.start_diameter)
     assert (np.diff(result.trajectory[:, 0]) >= 0).all() and result.trajectory[-1, 0] <= 500
     record = json.loads(json.dumps(result.to_dict()))
@@ -120,12 +142,12 @@ def test_result_metadata_and_trajectory_shape():
     assert "adj" not in record
 
 
-def test_the_complete_graph_has_no_swap_and_is_returned_unchanged():
+def test_the_complete_graph_has_no_swap_and_is_returned_unchanged(engine):
     result = optimize(complete(6), max_steps=100)
     assert np.array_equal(result.adj, complete(6)) and result.steps == 0
 
 
-def test_progress_bar_is_written_to_stderr(capsys):
+def test_progress_bar_is_written_to_stderr(capsys, engine):
     optimize(random_regular(16, 4, seed=0), max_steps=200, progress=True)
     assert "swap" in capsys.readouterr().err
 
@@ -162,6 +184,6 @@ def test_bank_is_sorted_with_the_best_first_and_the_ring_lattice_last():
         (lambda: bank(16, 4, 3, time_budget=0.0), "time_budget"),
     ],
 )
-def test_bad_inputs_raise(call, words):
+def test_bad_inputs_raise(call, words, engine):
     with pytest.raises(TopopruneError, match=words):
         call()

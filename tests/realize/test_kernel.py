@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from topoprune import native
 from topoprune.realize import kernel
 
 
@@ -66,7 +67,7 @@ def test_native_kernel_equals_dense_conv(problem):
 
 
 def test_kernel_builds_wherever_a_compiler_exists():
-    assert kernel.kernel_available() == (kernel._compiler() is not None)
+    assert kernel.kernel_available() == (native.compiler() is not None)
 
 
 def test_unsupported_tile_is_an_error_not_a_wrong_answer():
@@ -78,7 +79,7 @@ def test_unsupported_tile_is_an_error_not_a_wrong_answer():
 
 
 def test_no_compiler_means_no_kernel_and_one_warning(monkeypatch):
-    monkeypatch.setattr(kernel, "_compiler", lambda: None)
+    monkeypatch.setattr(native, "compiler", lambda: None)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         assert kernel.load_kernel.__wrapped__() is None
 
@@ -100,7 +101,7 @@ def test_switched_off_by_environment(monkeypatch):
 
 def test_built_library_is_cached_and_reused(monkeypatch, tmp_path):
     monkeypatch.setenv("TOPOPRUNE_CACHE_DIR", str(tmp_path))
-    if kernel._compiler() is None:
+    if native.compiler() is None:
         with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
             assert kernel.load_kernel.__wrapped__() is None
         return
@@ -108,10 +109,10 @@ def test_built_library_is_cached_and_reused(monkeypatch, tmp_path):
     built = list((tmp_path / "kernels").iterdir())
     assert len(built) == 1 and built[0].suffix == ".so"
 
-    def no_second_build(compiler, target):
+    def no_second_build(compiler, source, flags, target):
         raise AssertionError("the cached library should have been reused")
 
-    monkeypatch.setattr(kernel, "_build", no_second_build)
+    monkeypatch.setattr(native, "_build", no_second_build)
     assert kernel.load_kernel.__wrapped__() is not None
 
 

@@ -51,6 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     optimize.add_argument("--seconds", type=float, default=None, help="time budget")
     optimize.add_argument("--steps", type=int, default=None, help="swaps to try")
     optimize.add_argument("--seed", type=int, default=0)
+    optimize.add_argument(
+        "--symmetry",
+        type=int,
+        default=1,
+        help="search graphs invariant under v -> v + n/G (native engine; starts from the ring "
+        "lattice unless --in is given); G = n/64 speeds up n >= 256",
+    )
     optimize.add_argument("--out", required=True, help="output file: .npy, .json, .txt or .edges")
     optimize.add_argument("--plot", default=None, help="PNG of the ASPL over the swaps")
     optimize.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -138,13 +145,15 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def _start_graph(args: argparse.Namespace) -> np.ndarray:
-    from topoprune.graphs.generate import random_regular
+    from topoprune.graphs.generate import random_regular, ring_lattice
     from topoprune.graphs.io import load_graph
 
     if args.source is not None:
         if args.nodes is not None or args.degree is not None or args.sparsity is not None:
             raise TopopruneError("give either --in FILE or --nodes with --degree/--sparsity")
         return load_graph(args.source)
+    if getattr(args, "symmetry", 1) > 1:
+        return ring_lattice(args.nodes, _degree(args))
     return random_regular(args.nodes, _degree(args), seed=args.seed)
 
 
@@ -172,6 +181,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         time_budget=args.seconds,
         max_steps=args.steps,
         progress=not args.no_progress,
+        symmetry=args.symmetry,
     )
     save_graph(args.out, result.adj, seed=args.seed, strategy=args.strategy, extra=result.to_dict())
     n, k = result.adj.shape[0], int(result.adj[0].sum())

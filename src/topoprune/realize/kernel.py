@@ -1,12 +1,9 @@
 """The native direct-convolution kernel: compiled on first use, loaded with ctypes, optional.
 
-``block_conv.cpp`` (next to this file) is plain C++ with no Python or torch headers: the first
-call compiles it with the system C++ compiler (``$CXX``, else ``c++``/``g++``/``clang++``) in
-a few seconds, with ``-O3 -march=native``, into a cache folder (``$TOPOPRUNE_CACHE_DIR``, else
-``~/.cache/topoprune``) under a name that hashes the source, the flags and this CPU, so later
-processes load it at once. Without a compiler, or if compilation fails, ``load_kernel()``
-returns ``None`` (with one warning) and callers use the pure-torch path.
-``TOPOPRUNE_NO_NATIVE=1`` turns the kernel off.
+``block_conv.cpp`` (next to this file) is plain C++ with no Python or torch headers, built by
+:mod:`topoprune.native` (a few seconds, once per machine). Without a compiler, or if
+compilation fails, ``load_kernel()`` returns ``None`` (with one warning) and callers use the
+pure-torch path. ``TOPOPRUNE_NO_NATIVE=1`` turns the kernel off.
 
 >>> from topoprune.realize.kernel import load_kernel
 >>> kernel = load_kernel()  # None when no compiler is available
@@ -16,19 +13,14 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
+from topoprune import native
+
 SOURCE = Path(__file__).with_name("block_conv.cpp")
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")
+FLAGS = (*native.BASE_FLAGS, "-pthread")
 SYMBOL = "topoprune_block_conv2d"
 TILES = ((1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1))
 """(output channels, 16-float vectors) register tiles the kernel is compiled for."""
@@ -44,84 +36,13 @@ _ARGTYPES = (
 )
 
 
-def _compiler() -> str | None:
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _cpu_signature() -> str:
-    """What ``-march=native`` depends on: the CPU's feature flags where Linux lists them."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        flags = next(line for line in lines if line.startswith(("flags", "Features")))
-    except (OSError, StopIteration):
-        flags = platform.processor()
-    return f"{platform.machine()} {flags}"
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("TOPOPRUNE_CACHE_DIR") or Path.home() / ".cache" / "topoprune"
-    return Path(root) / "kernels"
-
-
-def _build(compiler: str, target: Path) -> None:
-    """Compile ``SOURCE`` to ``target`` atomically (temp file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(handle)
-    try:
-        subprocess.run(
-            [compiler, *FLAGS, str(SOURCE), "-o", temp],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        os.replace(temp, target)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-
-
 @functools.cache
 def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel library, building it on first use; ``None`` where that is impossible."""
-    if os.environ.get("TOPOPRUNE_NO_NATIVE") == "1":
-        return None
-    compiler = _compiler()
-    if compiler is None or not SOURCE.exists():
-        warnings.warn(
-            "topoprune.realize: no C++ compiler (or kernel source) found; the native kernel is "
-            "off and realize() chooses among the pure-torch forms",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    key = hashlib.sha256(
-        b"\0".join(
-            [
-                SOURCE.read_bytes(),
-                " ".join(FLAGS).encode(),
-                compiler.encode(),
-                _cpu_signature().encode(),
-            ]
-        )
-    ).hexdigest()[:16]
-    target = _cache_dir() / f"block_conv_{key}.so"
-    try:
-        if not target.exists():
-            _build(compiler, target)
-        library = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as error:
-        detail = getattr(error, "stderr", None) or str(error)
-        warnings.warn(
-            f"topoprune.realize: building the native kernel failed ({detail.strip()[:300]}); "
-            "using the pure-torch forms",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    library = native.load_library(
+        SOURCE, FLAGS, "kernel", "realize() chooses among the pure-torch forms"
+    )
+    if library is None:
         return None
     function = getattr(library, SYMBOL)
     function.argtypes = _ARGTYPES

@@ -1,0 +1,175 @@
+"""The native swap search: ``anneal.cpp`` run through ctypes, used by :func:`optimize` for the
+``"anneal"`` and ``"greedy"`` strategies wherever a C++ compiler exists.
+
+Each candidate swap gets an exact all-sources bitset BFS in compiled code (about a microsecond
+at (64, 8)), stopped early once its distance sum provably fails the acceptance test. Built and
+cached by :mod:`topoprune.native`; without a compiler :func:`load_engine` returns None and the
+numpy search of :mod:`topoprune.graphs.swap` runs instead.
+
+>>> from topoprune.graphs.generate import random_regular, to_neighbours
+>>> from topoprune.graphs.paths import distance_stats
+>>> graph = random_regular(32, 4, seed=0)
+>>> stats = distance_stats(graph)
+>>> total = round(stats.aspl * 32 * 31)  # sum over ordered pairs
+>>> search = NativeSearch(to_neighbours(graph), total, stats.diameter, seed=0)
+>>> if engine_available():
+...     tried, kept, rows = search.run(2000, float("inf"), (0.0, 0.0))  # greedy
+...     assert tried == 2000 and search.best_total <= total
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from topoprune import native
+
+SOURCE = Path(__file__).with_name("anneal.cpp")
+SYMBOL = "topoprune_anneal"
+TRAJECTORY_CAPACITY = 4096
+"""Rows of new-best records one native call may write before it returns."""
+NATIVE_CHUNKS = 100
+"""Native calls per search: the progress bar and the trajectory's regular rows follow them."""
+
+_I64 = ctypes.c_int64
+_PTR = ctypes.c_void_p
+_F64 = ctypes.c_double
+_ARGTYPES = [_I64, _I64, _I64, _PTR, _PTR, _I64, _F64, _F64, _F64, _F64]
+_ARGTYPES += [_PTR, _PTR, _PTR, _I64, _PTR]
+
+
+@functools.cache
+def load_engine() -> ctypes.CDLL | None:
+    """The compiled swap search, built on first use; None where that is impossible."""
+    library = native.load_library(
+        SOURCE, native.BASE_FLAGS, "swap search", "optimize() uses the numpy search"
+    )
+    if library is None:
+        return None
+    function = getattr(library, SYMBOL)
+    function.argtypes = _ARGTYPES
+    function.restype = ctypes.c_int
+    return library
+
+
+def engine_available() -> bool:
+    """Whether the native swap search compiled and loaded on this machine."""
+    return load_engine() is not None
+
+
+class NativeSearch:
+    """A swap search on a connected k-regular graph, run in native chunks.
+
+    ``nbrs`` ``(n, k)`` is the start; ``total`` and ``diameter`` its sum of distances over ordered
+    node pairs and its diameter. After each :meth:`run`, ``nbrs`` is the current graph and
+    ``best_nbrs`` the best seen (lowest sum, then lowest diameter), with ``total``,
+    ``diameter``, ``best_total`` and ``best_diameter``. The random state carries over between
+    runs, so the same seed and the same chunks of steps give the same graphs.
+    """
+
+    def __init__(
+        self, nbrs: np.ndarray, total: int, diameter: int, *, seed: int, shift: int | None = None
+    ) -> None:
+        self.shift = shift or len(nbrs)
+        self.nbrs = np.ascontiguousarray(nbrs, dtype=np.int32)
+        self.best_nbrs = self.nbrs.copy()
+        self.stats = np.array([total, diameter, total, diameter, 0, 0], dtype=np.int64)
+        self.state = np.random.SeedSequence(seed).generate_state(4, np.uint64)
+        self.trajectory = np.zeros((TRAJECTORY_CAPACITY, 3), dtype=np.int64)
+
+    @property
+    def total(self) -> int:
+        return int(self.stats[0])
+
+    @property
+    def diameter(self) -> int:
+        return int(self.stats[1])
+
+    @property
+    def best_total(self) -> int:
+        return int(self.stats[2])
+
+    @property
+    def best_diameter(self) -> int:
+        return int(self.stats[3])
+
+    def run(
+        self,
+        steps: int,
+        seconds: float,
+        temperatures: tuple[float, float],
+        targeted: float = 0.0,
+    ) -> tuple[int, int, np.ndarray]:
+        """Try up to ``steps`` swaps for at most ``seconds`` (``inf``: no limit), the annealing
+        temperature (in units of the distance sum) falling geometrically between the two
+        ``temperatures`` over the chunk (``(0, 0)``: greedy). Returns ``(tried, kept, rows)``:
+        ``rows`` ``(m, 3)`` int64 holds ``(step within the chunk, sum, diameter)`` per new best."""
+        library = load_engine()
+        if library is None:
+            raise RuntimeError("the native swap search is not available")
+        n, k = self.nbrs.shape
+        rows = ctypes.c_int64(0)
+        getattr(library, SYMBOL)(
+            n, k, self.shift, self.nbrs.ctypes.data, self.state.ctypes.data, steps,
+            seconds if np.isfinite(seconds) else 0.0, *temperatures, targeted,
+            self.best_nbrs.ctypes.data, self.stats.ctypes.data,
+            self.trajectory.ctypes.data, TRAJECTORY_CAPACITY, ctypes.byref(rows),
+        )  # fmt: skip
+        return int(self.stats[4]), int(self.stats[5]), self.trajectory[: rows.value].copy()
+
+
+def is_rotation_invariant(nbrs: np.ndarray, symmetry: int) -> bool:
+    """Whether the graph ``nbrs`` ``(n, k)`` maps onto itself under ``v -> v + n / symmetry``."""
+    n = len(nbrs)
+    shift = n // symmetry
+    rotated = (np.roll(nbrs, shift, axis=0) + shift) % n
+    return bool((np.sort(rotated, axis=1) == np.sort(nbrs, axis=1)).all())
+
+
+def run_native(
+    search: NativeSearch,
+    temperatures: tuple[float, float],
+    targeted: float,
+    seconds_limit: float,
+    steps_limit: float,
+    on_chunk=None,
+) -> tuple[int, int, float, np.ndarray]:
+    """Drive ``search`` in ``NATIVE_CHUNKS`` chunks until ``steps_limit`` swaps are tried or
+    ``seconds_limit`` seconds pass (one may be ``inf``), the temperature falling geometrically
+    between ``temperatures`` over the whole budget. ``on_chunk(steps, elapsed)`` is called after
+    each chunk. Returns ``(steps, kept, seconds, rows)``; ``rows`` ``(m, 3)`` int64 holds
+    ``(step, distance sum, diameter)`` for the start, every new best and each chunk's end."""
+    hot, cold = temperatures
+
+    def temperature(fraction: float) -> float:
+        return hot * (cold / hot) ** min(fraction, 1.0) if hot > 0 else 0.0
+
+    rows = [np.array([[0, search.total, search.diameter]], dtype=np.int64)]
+    steps = kept = 0
+    started = time.perf_counter()
+    elapsed = 0.0
+    while steps < steps_limit and elapsed < seconds_limit:
+        fraction = max(steps / steps_limit, elapsed / seconds_limit)
+        target = min(1.0, (math.floor(fraction * NATIVE_CHUNKS) + 1) / NATIVE_CHUNKS)
+        chunk_steps = (
+            math.ceil(target * steps_limit) - steps if math.isfinite(steps_limit) else 1 << 62
+        )
+        chunk_seconds = target * seconds_limit - elapsed
+        tried, chunk_kept, bests = search.run(
+            max(1, chunk_steps),
+            max(1e-3, chunk_seconds),
+            (temperature(fraction), temperature(target)),
+            targeted,
+        )
+        bests[:, 0] += steps
+        steps, kept = steps + tried, kept + chunk_kept
+        elapsed = time.perf_counter() - started
+        rows += [bests, np.array([[steps, search.total, search.diameter]], dtype=np.int64)]
+        if on_chunk is not None:
+            on_chunk(steps, elapsed)
+    return steps, kept, elapsed, np.concatenate(rows)

@@ -1,0 +1,105 @@
+"""The native swap search: exact distances and valid graphs after every move, symmetry, fallback."""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from topoprune import native
+from topoprune.errors import TopopruneError
+from topoprune.graphs import engine, swap
+from topoprune.graphs.generate import from_neighbours, random_regular, ring_lattice, to_neighbours
+from topoprune.graphs.paths import distance_stats
+from topoprune.graphs.swap import optimize
+
+pytestmark = pytest.mark.skipif(
+    native.compiler() is None, reason="no C++ compiler: the numpy search is tested instead"
+)
+
+
+def ordered_total(adj: np.ndarray) -> int:
+    stats = distance_stats(adj)
+    return round(stats.aspl * len(adj) * (len(adj) - 1))
+
+
+def assert_valid(nbrs: np.ndarray, k: int, total: int, diameter: int, symmetry: int) -> None:
+    """``nbrs`` is a simple connected k-regular graph, invariant under the rotation, with exactly
+    the given distance sum and diameter."""
+    adj = from_neighbours(nbrs.astype(np.intp))
+    assert np.array_equal(adj, adj.T) and not adj.diagonal().any()
+    assert (adj.sum(axis=1) == k).all()  # no repeated edge either: the rows hold k distinct nodes
+    stats = distance_stats(adj)
+    assert stats.connected
+    assert total == round(stats.aspl * len(adj) * (len(adj) - 1)) and diameter == stats.diameter
+    assert engine.is_rotation_invariant(nbrs, symmetry)
+
+
+@st.composite
+def searches(draw) -> tuple[int, int, int, int]:
+    """(n, k, symmetry, seed): symmetric searches start from the ring lattice."""
+    symmetry = draw(st.sampled_from([1, 1, 2, 4]))
+    n = symmetry * draw(st.integers(max(3, 8 // symmetry), 40 // symmetry))
+    k = draw(st.integers(3, n - 3).filter(lambda k: n * k % 2 == 0))
+    return n, k, symmetry, draw(st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(searches(), st.sampled_from([(3.0, 1.0), (0.0, 0.0)]), st.sampled_from([0.0, 0.5, 1.0]))
+def test_every_move_leaves_a_valid_graph_with_exact_distances(search, temperatures, targeted):
+    n, k, symmetry, seed = search
+    start = ring_lattice(n, k) if symmetry > 1 else random_regular(n, k, seed=seed)
+    stats = distance_stats(start)
+    state = engine.NativeSearch(
+        to_neighbours(start), ordered_total(start), stats.diameter, seed=seed, shift=n // symmetry
+    )
+    for _ in range(60):  # one swap tried per call, checked after each
+        tried, _, _ = state.run(1, math.inf, temperatures, targeted)
+        assert tried == 1
+        assert_valid(state.nbrs, k, state.total, state.diameter, symmetry)
+        assert state.best_total <= state.total
+    assert_valid(state.best_nbrs, k, state.best_total, state.best_diameter, symmetry)
+
+
+@pytest.mark.parametrize("symmetry", [2, 4, 8])
+def test_symmetric_search_keeps_the_rotation_and_equals_networkx(symmetry):
+    result = optimize(ring_lattice(64, 6), seed=1, max_steps=3000, symmetry=symmetry)
+    assert engine.is_rotation_invariant(to_neighbours(result.adj), symmetry)
+    graph = nx.from_numpy_array(result.adj)
+    assert result.aspl == pytest.approx(nx.average_shortest_path_length(graph), abs=1e-12)
+    assert result.aspl < result.start_aspl
+
+
+def test_greedy_descends_from_the_lattice_and_stops_at_a_local_minimum():
+    result = optimize(ring_lattice(32, 4), strategy="greedy", seed=0, max_steps=20_000)
+    assert result.aspl < result.start_aspl
+    assert (np.diff(result.trajectory[:, 1]) <= 1e-12).all()
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: optimize(ring_lattice(30, 4), max_steps=5, symmetry=4), "divisor"),
+        (lambda: optimize(ring_lattice(30, 4), max_steps=5, symmetry=0), "divisor"),
+        (lambda: optimize(random_regular(32, 4, seed=0), max_steps=5, symmetry=2), "maps onto"),
+    ],
+)
+def test_bad_symmetry_raises(call, words):
+    with pytest.raises(TopopruneError, match=words):
+        call()
+
+
+def test_no_compiler_means_the_numpy_search_and_one_warning(monkeypatch):
+    monkeypatch.setattr(native, "compiler", lambda: None)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        assert engine.load_engine.__wrapped__() is None
+
+
+def test_symmetry_without_the_native_engine_is_an_error(monkeypatch):
+    monkeypatch.setattr(swap, "engine_available", lambda: False)
+    with pytest.raises(TopopruneError, match="native engine"):
+        optimize(ring_lattice(32, 4), max_steps=5, symmetry=2)
