@@ -74,10 +74,15 @@ def _build(compiler_path: str, source: Path, flags: tuple[str, ...], target: Pat
 
 
 def load_library(
-    source: Path, flags: tuple[str, ...], what: str, fallback: str
+    source: Path,
+    flags: tuple[str, ...],
+    entry: tuple[str, list],
+    what: str,
+    fallback: str,
 ) -> ctypes.CDLL | None:
-    """``source`` compiled with ``flags`` and loaded, or None (with one warning naming ``what``
-    and the ``fallback``) where no compiler exists or the build fails; silently None when
+    """``source`` compiled with ``flags`` and loaded, its function ``entry = (symbol, argtypes)``
+    declared (returning a C int); or None (with one warning naming ``what`` and the
+    ``fallback``) where no compiler exists or the build fails; silently None when
     :func:`native_disabled`."""
     if native_disabled():
         return None
@@ -99,7 +104,7 @@ def load_library(
     try:
         if not target.exists():
             _build(compiler_path, source, flags, target)
-        return ctypes.CDLL(str(target))
+        library = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", None) or str(error)
         warnings.warn(
@@ -108,3 +113,8 @@ def load_library(
             stacklevel=3,
         )
         return None
+    symbol, argtypes = entry
+    function = getattr(library, symbol)
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return library

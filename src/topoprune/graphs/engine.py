@@ -46,15 +46,13 @@ _ARGTYPES += [_PTR, _PTR, _PTR, _I64, _PTR]
 @functools.cache
 def load_engine() -> ctypes.CDLL | None:
     """The compiled swap search, built on first use; None where that is impossible."""
-    library = native.load_library(
-        SOURCE, native.BASE_FLAGS, "swap search", "optimize() uses the numpy search"
+    return native.load_library(
+        SOURCE,
+        native.BASE_FLAGS,
+        (SYMBOL, _ARGTYPES),
+        "swap search",
+        "optimize() uses the numpy search",
     )
-    if library is None:
-        return None
-    function = getattr(library, SYMBOL)
-    function.argtypes = _ARGTYPES
-    function.restype = ctypes.c_int
-    return library
 
 
 def engine_available() -> bool:

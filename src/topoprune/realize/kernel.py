@@ -39,15 +39,13 @@ _ARGTYPES = (
 @functools.cache
 def load_kernel() -> ctypes.CDLL | None:
     """The compiled kernel library, building it on first use; ``None`` where that is impossible."""
-    library = native.load_library(
-        SOURCE, FLAGS, "kernel", "realize() chooses among the pure-torch forms"
+    return native.load_library(
+        SOURCE,
+        FLAGS,
+        (SYMBOL, _ARGTYPES),
+        "kernel",
+        "realize() chooses among the pure-torch forms",
     )
-    if library is None:
-        return None
-    function = getattr(library, SYMBOL)
-    function.argtypes = _ARGTYPES
-    function.restype = ctypes.c_int
-    return library
 
 
 def kernel_available() -> bool:
