@@ -139,6 +139,7 @@ def test_result_metadata_and_trajectory_shape(engine):
     record = json.loads(json.dumps(result.to_dict()))
     assert record["n"] == 24 and record["k"] == 4 and record["seed"] == 1
     assert record["steps"] == 500 and record["strategy"] == "anneal"
+    assert record["engine"] == engine == swap.search_engine("anneal")
     assert "adj" not in record
 
 

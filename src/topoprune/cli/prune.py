@@ -16,7 +16,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--nodes", type=int, default=64, help="graph nodes (channel blocks)")
     parser.add_argument("--graph", default=None, help="use this graph file (.npy/.json/.txt)")
     parser.add_argument("--strategy", default="anneal", help="anneal, greedy or rgp")
-    parser.add_argument("--steps", type=int, default=20_000, help="graph swaps to try")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="graph swaps to try (default 200,000 unless --seconds is given)",
+    )
     parser.add_argument("--seconds", type=float, default=None, help="graph search time limit")
     parser.add_argument("--self-loops", action="store_true", help="keep each node's own block")
     parser.add_argument("--layers", action="append", default=None, help="only layers matching")
@@ -28,8 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from topoprune.experiments.pruned_run import markdown_report, run_pruned
+    from topoprune.pruning.rgp import DEFAULT_STEPS
 
     config = training_config(args)
+    steps = DEFAULT_STEPS if args.steps is None and args.seconds is None else args.steps
     graph = None
     if args.graph is not None:
         from topoprune.graphs.io import load_graph
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "nodes": args.nodes,
         "graph": graph,
         "strategy": args.strategy,
-        "steps": args.steps,
+        "steps": steps,
         "seconds": args.seconds,
         "self_loops": args.self_loops,
         "layers": args.layers,

@@ -96,6 +96,7 @@ __all__ = [
     "SwapSearch",
     "bank",
     "optimize",
+    "search_engine",
 ]
 
 STRATEGIES = ("anneal", "greedy", "rgp")
@@ -149,6 +150,7 @@ class SwapResult:
     accepted: int
     seconds: float
     trajectory: np.ndarray
+    engine: str = "numpy"
 
     def to_dict(self) -> dict:
         """JSON-safe metadata (everything but the adjacency and the trajectory rows)."""
@@ -165,6 +167,7 @@ class SwapResult:
             "steps": self.steps,
             "accepted": self.accepted,
             "seconds": self.seconds,
+            "engine": self.engine,
             "trajectory_rows": len(self.trajectory),
         }
 
@@ -679,8 +682,7 @@ def optimize(
     if strategy not in STRATEGIES:
         raise TopopruneError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     seconds_limit, steps_limit = _budget(time_budget, max_steps)
-    native = strategy != "rgp" and (symmetry > 1 or engine_available())
-    if native:
+    if search_engine(strategy, symmetry) == "native":
         return _optimize_native(adj, strategy, seed, seconds_limit, steps_limit, progress, symmetry)
     search = SwapSearch(adj, strategy=strategy, seed=seed)
     start_aspl, start_diameter = search.aspl, search.diameter
@@ -771,7 +773,19 @@ def _optimize_native(
         accepted=kept,
         seconds=seconds,
         trajectory=trajectory,
+        engine="native",
     )
+
+
+def search_engine(strategy: str, symmetry: int = 1) -> str:
+    """``"native"`` or ``"numpy"``: where :func:`optimize` runs this strategy on this machine. The
+    two draw different swaps, so one seed gives different graphs on the two engines.
+
+    >>> search_engine("rgp")
+    'numpy'
+    """
+    native = strategy != "rgp" and (symmetry > 1 or engine_available())
+    return "native" if native else "numpy"
 
 
 def _progress_bar(enabled: bool, strategy: str, steps_limit: float, seconds_limit: float):

@@ -10,6 +10,7 @@ import numpy as np
 from torch import nn
 
 from topoprune.errors import TopopruneError
+from topoprune.graphs.swap import search_engine
 from topoprune.pruning.base import PruneResult, apply_masks
 from topoprune.pruning.baselines import random_masks
 from topoprune.pruning.layers import prunable_layers
@@ -89,6 +90,8 @@ def prune(
         choice = GraphChoice(method, strategy, seed, steps, seconds, self_loops)
         masks, adjacency, rows = graph_masks(chosen, sparsity, nodes, choice, graph)
         metrics["graph"] = graph_metrics(adjacency, self_loops)
+        if method == "rgp" and graph is None:
+            metrics["graph"]["search_engine"] = search_engine(strategy)
         metrics["nominal_reduction"] = 1.0 - metrics["graph"]["nominal_kept"]
     dense = copy.deepcopy(model) if input_size is not None else None
     apply_masks(model, masks)

@@ -35,7 +35,7 @@ from topoprune.pruning.blocks import block_mask
 from topoprune.pruning.layers import PrunableLayer
 
 GRAPH_METHODS = ("rgp", "lattice", "random-regular")
-DEFAULT_STEPS = 20_000
+DEFAULT_STEPS = 200_000
 
 
 @dataclass(frozen=True)
