@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from topoprune.errors import TopopruneError
+from topoprune.measure import count
 from topoprune.realize.compact import CompactConv2d
 from topoprune.realize.kernel import kernel_available
 
@@ -154,3 +155,15 @@ def test_compact_form_stores_k_over_n_of_the_weights():
     conv = masked_conv(circulant(64, 4), 128, 128, kernel_size=3)
     compact = CompactConv2d.from_masked(conv)
     assert compact.weight.numel() * 16 == conv.weight_orig.numel()
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=conv_cases())
+def test_counter_gives_the_compact_conv_the_masked_convs_counts(case):
+    conv, x = case
+    compact = CompactConv2d.from_masked(conv)
+    masked_counts = count(nn.Sequential(conv), tuple(x.shape[1:]))
+    compact_counts = count(nn.Sequential(compact), tuple(x.shape[1:]))
+    for field in ("params", "macs", "dense_params", "dense_macs"):
+        assert getattr(compact_counts, field) == getattr(masked_counts, field), field
+    assert compact_counts.uncounted == [] and compact_counts.layers[0].masked

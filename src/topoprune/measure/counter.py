@@ -5,6 +5,9 @@ to the first that owns it, in ``model.named_modules()`` order); a masked ``weigh
 its entries kept by ``weight_mask``; buffers (the masks included) are not parameters.
 MACs: one batch-1 forward with a hook on every module that has a rule in
 :mod:`topoprune.measure.rules` (see there for the conventions); a module called twice counts twice.
+A module may count itself with ``param_counts() -> (params, dense_params)`` and
+``mac_counts(x, y) -> (macs, dense_macs)``: realize's ``CompactConv2d`` does, so a realized model
+counts the same as the masked model it came from.
 """
 
 from __future__ import annotations
@@ -84,15 +87,21 @@ def count(
         if own and mac_rule(module) is None:
             uncounted.append(name)
         macs, dense_macs = macs_by_module.get(module, (0, 0))
+        counts_itself = bool(own) and callable(getattr(module, "param_counts", None))
+        if counts_itself:
+            params, dense_params = module.param_counts()
+        else:
+            params = sum(kept_parameter_numel(module, param_name) for param_name, _ in own)
+            dense_params = sum(param.numel() for _, param in own)
         layers.append(
             LayerCount(
                 name=name,
                 type=type(module).__name__,
-                params=sum(kept_parameter_numel(module, param_name) for param_name, _ in own),
+                params=params,
                 macs=macs,
-                dense_params=sum(param.numel() for _, param in own),
+                dense_params=dense_params,
                 dense_macs=dense_macs,
-                masked=is_masked(module),
+                masked=is_masked(module) or counts_itself,
             )
         )
     return Counts(

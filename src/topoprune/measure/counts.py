@@ -18,7 +18,8 @@ FLOPS_PER_MAC = 2
 class LayerCount:
     """Counts for one module: its own parameters (not its children's) and the MACs of its calls.
 
-    ``masked`` is True when one of the module's parameters carries a pruning mask.
+    ``masked`` is True when one of the module's parameters carries a pruning mask, or the module
+    counts itself (a realized compact conv).
     """
 
     name: str

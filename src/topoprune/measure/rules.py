@@ -125,8 +125,16 @@ def adaptive_pool_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> t
     return planes * windows, planes * windows
 
 
+def own_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """A module that counts itself: its ``mac_counts(x, y)``."""
+    return module.mac_counts(x, y)
+
+
 def mac_rule(module: nn.Module) -> MacRule | None:
-    """The MAC rule for ``module``'s type, or None when the type has no rule (counted as 0)."""
+    """The MAC rule for ``module``'s type, or None when the type has no rule (counted as 0). A
+    module with a ``mac_counts(x, y)`` method (realize's ``CompactConv2d``) counts itself."""
+    if callable(getattr(module, "mac_counts", None)):
+        return own_macs
     if isinstance(module, _TRANSPOSED_CONVS):
         return transposed_conv_macs
     if isinstance(module, _CONVS):
