@@ -7,6 +7,10 @@ Each masked conv (torch.nn.utils.prune convention) gets candidates that compute 
 - ``direct{OT}x{NV}``: ``CompactConv2d`` on the native kernel, one per register tile (float32 CPU,
   stride 1, when a C++ compiler is found; see ``topoprune.realize.kernel``).
 
+Each ``nn.MaxPool2d`` whose windows do not overlap is a layer too, with two candidates: ``dense``
+(the pool as it is) and ``strided`` (``BlockMaxPool2d``, maxima of strided slices, the same values
+and much faster on CPU).
+
 Every candidate runs on the conv's real input (captured with a hook while ``example_input`` goes
 through the model), its output is checked against ``dense``, and the candidates are timed in
 interleaved rounds under ``torch.inference_mode`` (a candidate far behind after three rounds
@@ -39,17 +43,20 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import _pair
 
 from topoprune.errors import TopopruneError
 from topoprune.measure.running import evaluating
 from topoprune.realize import kernel
 from topoprune.realize.compact import CompactConv2d
 from topoprune.realize.masked import copy_model, folded_conv, is_masked_conv
+from topoprune.realize.pool import BlockMaxPool2d
 from topoprune.realize.structure import BlockStructure, find_block_structure
 from topoprune.realize.timing import medians, time_interleaved
 
-KINDS = ("dense", "grouped", "direct")
-"""The candidate kinds ``realize`` can be restricted to (``dense`` is always kept)."""
+KINDS = ("dense", "grouped", "direct", "pool")
+"""The candidate kinds ``realize`` can be restricted to (``dense`` is always kept; ``pool``
+switches the max-pool candidates on)."""
 
 DROP_FACTOR = 3.0
 """After 3 rounds, a candidate whose median is over this many times the best stops being timed."""
@@ -57,12 +64,13 @@ DROP_FACTOR = 3.0
 
 @dataclass
 class LayerChoice:
-    """What ``realize`` measured and chose for one masked conv.
+    """What ``realize`` measured and chose for one masked conv or max pool.
 
     ``times_ms``: median milliseconds per candidate on the layer's captured input (a candidate
     dropped early for being far behind has fewer samples behind its median);
     ``rejected``: candidates dropped because their output differed from ``dense``;
-    ``structure``: the mask's groups as ``"G x (out og, in ig)"``, or ``"none"``.
+    ``structure``: the mask's groups as ``"G x (out og, in ig)"``, ``"none"``, or
+    ``"max pool KxK"``.
     """
 
     name: str
@@ -176,25 +184,42 @@ def _agrees(output: torch.Tensor, reference: torch.Tensor) -> bool:
     )
 
 
-def _choose(
-    name: str, conv: nn.Conv2d, x: torch.Tensor, kinds: set[str], repeats: int, warmup: int
-) -> tuple[nn.Module, LayerChoice]:
+def _conv_options(conv: nn.Conv2d, x: torch.Tensor, kinds: set[str]) -> tuple[dict, str]:
+    """The candidate forms of a masked conv, and its structure as ``"G x (out og, in ig)"``."""
     structure = _structure(conv)
-    options = _candidates(conv, structure is not None, x, kinds)
     described = (
         "none"
         if structure is None
         else f"{structure.groups} x (out {structure.group_out}, in {structure.group_in})"
     )
+    return _candidates(conv, structure is not None, x, kinds), described
+
+
+def _pool_options(pool: nn.Module) -> tuple[dict, str]:
+    """A max pool as it is (``dense``) and as strided maxima (``strided``)."""
+    kh, kw = _pair(pool.kernel_size)
+    return {"dense": pool, "strided": BlockMaxPool2d.from_pool(pool)}, f"max pool {kh}x{kw}"
+
+
+def _choose(
+    name: str,
+    module: nn.Module,
+    options: dict[str, nn.Module],
+    described: str,
+    x: torch.Tensor,
+    timing: tuple[int, int],
+) -> tuple[nn.Module, LayerChoice]:
+    """Check every option against ``dense`` on ``x``, time the ones that agree, keep the fastest."""
+    repeats, warmup = timing
     with torch.inference_mode():
-        for module in options.values():
-            module.eval()
+        for option in options.values():
+            option.eval()
         reference = options["dense"](x)
-        rejected = [key for key, module in options.items() if not _agrees(module(x), reference)]
+        rejected = [key for key, option in options.items() if not _agrees(option(x), reference)]
         for key in rejected:
             del options[key]
         samples = time_interleaved(
-            {key: (lambda module=module: module(x)) for key, module in options.items()},
+            {key: (lambda option=option: option(x)) for key, option in options.items()},
             repeats=repeats,
             warmup=warmup,
             drop_factor=DROP_FACTOR,
@@ -202,7 +227,7 @@ def _choose(
     times = medians(samples)
     chosen = min(times, key=times.__getitem__)
     choice = LayerChoice(name, chosen, tuple(x.shape), described, times, rejected)
-    return options[chosen].train(conv.training), choice
+    return options[chosen].train(module.training), choice
 
 
 def realize(
@@ -213,7 +238,8 @@ def realize(
     warmup: int = 2,
     candidates: Iterable[str] | None = None,
 ) -> nn.Module:
-    """A copy of ``model`` with every masked conv replaced by its fastest equivalent form.
+    """A copy of ``model`` with every masked conv (and non-overlapping max pool) replaced by its
+    fastest equivalent form.
 
     ``example_input``: a batch (or a tuple of forward arguments) like the ones the model will
     serve; each masked conv is timed on the input it receives from it, ``repeats`` interleaved
@@ -230,14 +256,25 @@ def realize(
         raise TopopruneError(f"realize needs repeats >= 1 and warmup >= 0; got {repeats}, {warmup}")
     kinds = _check_kinds(candidates)
     realized = copy_model(model)
-    names = [name for name, module in realized.named_modules() if is_masked_conv(module)]
+    names = [
+        name
+        for name, module in realized.named_modules()
+        if is_masked_conv(module)
+        or ("pool" in kinds and BlockMaxPool2d.from_pool(module) is not None)
+    ]
     inputs = _capture_inputs(realized, names, example_input)
     layers = []
     for name in names:
         if name not in inputs:
             continue
-        conv = realized.get_submodule(name)
-        replacement, choice = _choose(name, conv, inputs[name], kinds, repeats, warmup)
+        module = realized.get_submodule(name)
+        if is_masked_conv(module):
+            options, described = _conv_options(module, inputs[name], kinds)
+        else:
+            options, described = _pool_options(module)
+        replacement, choice = _choose(
+            name, module, options, described, inputs[name], (repeats, warmup)
+        )
         parent_name, _, child_name = name.rpartition(".")
         setattr(realized.get_submodule(parent_name), child_name, replacement)
         layers.append(choice)
