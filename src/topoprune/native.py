@@ -105,7 +105,8 @@ def load_library(
         if not target.exists():
             _build(compiler_path, source, flags, target)
         library = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as error:
+        function = getattr(library, entry[0])
+    except (OSError, subprocess.SubprocessError, AttributeError) as error:
         detail = getattr(error, "stderr", None) or str(error)
         warnings.warn(
             f"topoprune: building the native {what} failed ({detail.strip()[:300]}); {fallback}",
@@ -113,8 +114,6 @@ def load_library(
             stacklevel=3,
         )
         return None
-    symbol, argtypes = entry
-    function = getattr(library, symbol)
-    function.argtypes = argtypes
+    function.argtypes = entry[1]
     function.restype = ctypes.c_int
     return library

@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from topoprune.errors import TopopruneError
+from topoprune.graphs.engine import engine_available
 from topoprune.graphs.generate import random_regular, ring_lattice
-from topoprune.graphs.swap import search_engine
 from topoprune.models import create_model, default_widths
 from topoprune.pruning import PruneResult, prunable_layers, prune
 from topoprune.pruning.blocks import block_mask, node_of_channel
@@ -67,7 +67,8 @@ def test_graph_metrics_and_moore_gap():
     assert graph["moore_aspl"] == pytest.approx(1.7333, abs=1e-4)
     assert graph["aspl"] >= graph["moore_aspl"]
     assert graph["gap"] == pytest.approx(graph["aspl"] / graph["moore_aspl"] - 1)
-    assert graph["search_engine"] == search_engine("anneal")  # the same seed differs per engine
+    # recorded because one seed gives different graphs on the two engines
+    assert graph["search_engine"] == ("native" if engine_available() else "numpy")
 
 
 def test_baseline_graphs():

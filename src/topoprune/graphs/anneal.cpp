@@ -89,11 +89,22 @@ struct Graph {
 
     int64_t shifted(int64_t v, int64_t copy) const { return (v + copy * m) % n; }
 
-    // The swap (a, b), (c, d) -> (a, c), (b, d) in all g rotated copies, one after another; if
-    // any copy is not a valid swap at its turn (an edge missing, a loop or a repeated edge
+    // How many distinct rotated copies the swap (a, b), (c, d) -> (a, c), (b, d) has: g / 2 when
+    // both edges join nodes half a turn apart (copy i + g/2 is then copy i again), else g.
+    int64_t copies(int64_t a, int64_t b, int64_t c, int64_t d) const {
+        if (g % 2 != 0) return g;
+        const int64_t half = g / 2;
+        const bool repeats = shifted(a, half) == b && shifted(b, half) == a &&
+                             shifted(c, half) == d && shifted(d, half) == c;
+        return repeats ? half : g;
+    }
+
+    // The swap (a, b), (c, d) -> (a, c), (b, d) in all its rotated copies, one after another;
+    // if any copy is not a valid swap at its turn (an edge missing, a loop or a repeated edge
     // made), the copies done are undone and false is returned.
     bool swap_all(int64_t a, int64_t b, int64_t c, int64_t d) {
-        for (int64_t i = 0; i < g; ++i) {
+        const int64_t count = copies(a, b, c, d);
+        for (int64_t i = 0; i < count; ++i) {
             const int64_t A = shifted(a, i), B = shifted(b, i), C = shifted(c, i),
                           D = shifted(d, i);
             if (A == C || A == D || B == C || B == D || !linked(A, B) || !linked(C, D) ||
@@ -106,9 +117,9 @@ struct Graph {
         return true;
     }
 
-    // Undo the first `copies` rotated copies of swap_all(a, b, c, d), last first.
-    void unswap_all(int64_t a, int64_t b, int64_t c, int64_t d, int64_t copies) {
-        for (int64_t i = copies - 1; i >= 0; --i)
+    // Undo the first `done` rotated copies of swap_all(a, b, c, d), last first.
+    void unswap_all(int64_t a, int64_t b, int64_t c, int64_t d, int64_t done) {
+        for (int64_t i = done - 1; i >= 0; --i)
             rewire(shifted(a, i), shifted(c, i), shifted(b, i), shifted(d, i));
     }
 
@@ -169,14 +180,11 @@ struct Graph {
         for (int64_t w = 0; w < words; ++w) missing += __builtin_popcountll(~row[w]);
         missing -= words * 64 - m;  // bits past the last source are never set
         if (missing == 0) return false;
-        int64_t pick = rng.below(missing);
-        for (int64_t u = 0; u < m; ++u) {
-            if ((row[u >> 6] >> (u & 63)) & 1ULL) continue;
-            if (pick-- == 0) {
-                *a = u;
-                break;
-            }
+        int64_t pick = rng.below(missing), u = 0;
+        for (;; ++u) {
+            if (((row[u >> 6] >> (u & 63)) & 1ULL) == 0 && pick-- == 0) break;
         }
+        *a = u;
         *b = nbr[*a * k + rng.below(k)];
         *c = nbr[v * k + rng.below(k)];
         *d = nbr[*c * k + rng.below(k)];
@@ -189,10 +197,11 @@ struct Graph {
 // Try up to `steps` swaps on the graph `nbr` (n, k), for at most `seconds` (<= 0: no limit).
 // With m < n (m dividing n) the graph must be invariant under v -> v + m (mod n) and stays so.
 // A swap whose distance sum changes by delta is kept with probability min(1, exp(-delta / T)),
-// T falling geometrically from temp_start to temp_end over the call (by steps or seconds, which
-// ever runs out first); T = 0 keeps a swap when the sum does not rise. A fraction `targeted` of
-// the swaps drawn is aimed at a farthest pair (see draw_targeted), the rest are uniform. `state` (4 words) is the
-// random state, carried between calls. `stats` holds, in and out: [0] current distance sum,
+// T falling geometrically from temp_start to temp_end over the call (by steps or seconds,
+// whichever runs out first) when both are > 0; otherwise a swap is kept when the sum does not
+// rise. A fraction `targeted` of the swaps drawn is aimed at a farthest pair (see
+// draw_targeted), the rest are uniform. The call always tries at least one swap. `state` (4
+// words) is the random state, carried between calls. `stats` holds, in and out: [0] current distance sum,
 // [1] current diameter, [2] best sum, [3] best diameter; out: [4] swaps tried, [5] swaps kept.
 // `best` (n, k) receives each new best graph (lowest sum, then lowest diameter). Each new best
 // is also written as a row (step, sum, diameter) of `trajectory` (capacity rows); the call
@@ -215,12 +224,14 @@ extern "C" int topoprune_anneal(int64_t n, int64_t k, int64_t m, int32_t *nbr, u
     *rows = 0;
     if (targeted > 0.0 && current_diameter >= 3) graph.mark_far(current_diameter);
     while (tried < steps && *rows < capacity) {
-        if ((tried & 255) == 0) {
-            const double elapsed = now_seconds() - started;
-            if (seconds > 0.0 && elapsed >= seconds) break;
+        // The clock is read before every swap (a few tens of ns against a BFS of a microsecond
+        // or more), and only after the first one, so every call makes progress.
+        const double elapsed = seconds > 0.0 ? now_seconds() - started : 0.0;
+        if (tried > 0 && seconds > 0.0 && elapsed >= seconds) break;
+        if (cooling && (tried & 255) == 0) {
             double fraction = (double)tried / (double)steps;
             if (seconds > 0.0 && elapsed / seconds > fraction) fraction = elapsed / seconds;
-            temperature = cooling ? temp_start * std::pow(ratio, fraction) : 0.0;
+            temperature = temp_start * std::pow(ratio, fraction);
         }
         ++tried;
         int64_t a, b, c, d;
@@ -236,7 +247,7 @@ extern "C" int topoprune_anneal(int64_t n, int64_t k, int64_t m, int32_t *nbr, u
         int64_t diameter = 0;
         const int64_t total = graph.total_distance(limit, &diameter);
         if (total < 0) {
-            graph.unswap_all(a, b, c, d, graph.g);
+            graph.unswap_all(a, b, c, d, graph.copies(a, b, c, d));
             continue;
         }
         ++kept;

@@ -73,8 +73,11 @@ class NativeSearch:
     def __init__(
         self, nbrs: np.ndarray, total: int, diameter: int, *, seed: int, shift: int | None = None
     ) -> None:
-        self.shift = shift or len(nbrs)
-        self.nbrs = np.ascontiguousarray(nbrs, dtype=np.int32)
+        n = len(nbrs)
+        self.shift = shift or n
+        if n % self.shift or not ((nbrs >= 0) & (nbrs < n)).all():
+            raise ValueError(f"shift {self.shift} must divide n = {n}; neighbours in [0, n)")
+        self.nbrs = np.array(nbrs, dtype=np.int32, order="C")  # a copy: the search writes it
         self.best_nbrs = self.nbrs.copy()
         self.stats = np.array([total, diameter, total, diameter, 0, 0], dtype=np.int64)
         self.state = np.random.SeedSequence(seed).generate_state(4, np.uint64)
@@ -103,10 +106,11 @@ class NativeSearch:
         temperatures: tuple[float, float],
         targeted: float = 0.0,
     ) -> tuple[int, int, np.ndarray]:
-        """Try up to ``steps`` swaps for at most ``seconds`` (``inf``: no limit), the annealing
-        temperature (in units of the distance sum) falling geometrically between the two
-        ``temperatures`` over the chunk (``(0, 0)``: greedy). Returns ``(tried, kept, rows)``:
-        ``rows`` ``(m, 3)`` int64 holds ``(step within the chunk, sum, diameter)`` per new best."""
+        """Try up to ``steps`` swaps (at least one) for at most ``seconds`` (``inf`` or <= 0: no
+        limit), the annealing temperature (in units of the distance sum) falling geometrically
+        between the two ``temperatures`` over the chunk (``(0, 0)``: greedy). Returns
+        ``(tried, kept, rows)``: ``rows`` ``(m, 3)`` int64 holds ``(step within the chunk, sum,
+        diameter)`` per new best."""
         library = load_engine()
         if library is None:
             raise RuntimeError("the native swap search is not available")
@@ -141,7 +145,8 @@ def run_native(
     ``seconds_limit`` seconds pass (one may be ``inf``), the temperature falling geometrically
     between ``temperatures`` over the whole budget. ``on_chunk(steps, elapsed)`` is called after
     each chunk. Returns ``(steps, kept, seconds, rows)``; ``rows`` ``(m, 3)`` int64 holds
-    ``(step, distance sum, diameter)`` for the start, every new best and each chunk's end."""
+    ``(step, distance sum, diameter)`` of the best graph so far at the start, at every new best
+    and at each chunk's end, so the sums never rise."""
     hot, cold = temperatures
 
     def temperature(fraction: float) -> float:
@@ -167,7 +172,8 @@ def run_native(
         bests[:, 0] += steps
         steps, kept = steps + tried, kept + chunk_kept
         elapsed = time.perf_counter() - started
-        rows += [bests, np.array([[steps, search.total, search.diameter]], dtype=np.int64)]
+        best_row = [[steps, search.best_total, search.best_diameter]]
+        rows += [bests, np.array(best_row, dtype=np.int64)]
         if on_chunk is not None:
             on_chunk(steps, elapsed)
     return steps, kept, elapsed, np.concatenate(rows)

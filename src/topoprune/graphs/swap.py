@@ -135,8 +135,10 @@ BATCH_CHUNKS = 16
 class SwapResult:
     """The outcome of :func:`optimize`.
 
-    ``trajectory`` has shape ``(m, 3)``: one row ``(step, aspl, diameter)`` for the start and for
-    every accepted swap, ``step`` counting the swaps tried so far.
+    ``trajectory`` has shape ``(m, 3)``, rows ``(step, aspl, diameter)`` with ``step`` counting
+    the swaps tried so far. The numpy engine writes the current graph at the start and after
+    every accepted swap; the native engine (``engine == "native"``) writes the best graph so far
+    at the start, at every new best and at 100 checkpoints.
     """
 
     adj: np.ndarray
@@ -641,7 +643,7 @@ def _ordered_total(stats: PathStats) -> int:
 def _budget(time_budget: float | None, max_steps: int | None) -> tuple[float, float]:
     if time_budget is None and max_steps is None:
         return DEFAULT_TIME_BUDGET, math.inf
-    if time_budget is not None and not time_budget > 0:
+    if time_budget is not None and not 0 < time_budget < math.inf:
         raise TopopruneError(f"time_budget must be a positive number of seconds, got {time_budget}")
     if max_steps is not None and max_steps < 1:
         raise TopopruneError(f"max_steps must be a positive integer, got {max_steps}")
@@ -681,6 +683,12 @@ def optimize(
     """
     if strategy not in STRATEGIES:
         raise TopopruneError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    if symmetry < 1 or len(adj) % symmetry:
+        raise TopopruneError(
+            f"symmetry must be a positive divisor of n = {len(adj)}, got {symmetry}"
+        )
+    if symmetry > 1 and strategy == "rgp":
+        raise TopopruneError("symmetry applies to 'anneal' and 'greedy', not to the 'rgp' walk")
     seconds_limit, steps_limit = _budget(time_budget, max_steps)
     if search_engine(strategy, symmetry) == "native":
         return _optimize_native(adj, strategy, seed, seconds_limit, steps_limit, progress, symmetry)
@@ -723,13 +731,11 @@ def _optimize_native(
     progress: bool,
     symmetry: int,
 ) -> SwapResult:
-    """:func:`optimize` in the native engine. Its ``trajectory`` has a row for the start, for
-    every new best and for the current graph at the end of each of the ``NATIVE_CHUNKS``."""
+    """:func:`optimize` in the native engine. Its ``trajectory`` holds the best graph so far at
+    the start, at every new best and at the end of each of the ``NATIVE_CHUNKS``."""
     nbrs = to_neighbours(adj)
     n, k = nbrs.shape
     check_regular(n, k)
-    if symmetry < 1 or n % symmetry:
-        raise TopopruneError(f"symmetry must be a positive divisor of n = {n}, got {symmetry}")
     if symmetry > 1 and not engine_available():
         raise TopopruneError("symmetry > 1 needs the native engine (a C++ compiler)")
     if not is_rotation_invariant(nbrs, symmetry):

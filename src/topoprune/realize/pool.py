@@ -41,7 +41,15 @@ class BlockMaxPool2d(nn.Module):
         kernel, stride = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size)
         if kernel != stride or _pair(pool.padding) != (0, 0) or _pair(pool.dilation) != (1, 1):
             return None
+        if kernel == (1, 1):  # the identity: nothing to speed up
+            return None
         return cls(kernel, pool.ceil_mode)
+
+    def mac_counts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """``(macs, dense_macs)`` for :func:`topoprune.count`: one op per window element per
+        output element, as ``nn.MaxPool2d`` is counted."""
+        ops = y.numel() * self.kernel_size[0] * self.kernel_size[1]
+        return ops, ops
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kh, kw = self.kernel_size
