@@ -15,6 +15,8 @@
 
 namespace {
 
+constexpr int64_t CLOCK_WORK = 1 << 16;
+
 struct Rng {  // xoshiro256**
     uint64_t s[4];
 
@@ -219,21 +221,26 @@ extern "C" int topoprune_anneal(int64_t n, int64_t k, int64_t m, int32_t *nbr, u
     const double ratio = cooling ? temp_end / temp_start : 1.0;
     int64_t current = stats[0], current_diameter = stats[1];
     int64_t best_total = stats[2], best_diameter = stats[3];
-    int64_t tried = 0, kept = 0;
+    int64_t tried = 0, kept = 0, work = 0;
+    const int64_t bfs_work = n * k * graph.words;  // word operations of one BFS level
     double temperature = cooling ? temp_start : 0.0;
     *rows = 0;
     if (targeted > 0.0 && current_diameter >= 3) graph.mark_far(current_diameter);
     while (tried < steps && *rows < capacity) {
-        // The clock is read before every swap (a few tens of ns against a BFS of a microsecond
-        // or more), and only after the first one, so every call makes progress.
-        const double elapsed = seconds > 0.0 ? now_seconds() - started : 0.0;
-        if (tried > 0 && seconds > 0.0 && elapsed >= seconds) break;
-        if (cooling && (tried & 255) == 0) {
-            double fraction = (double)tried / (double)steps;
-            if (seconds > 0.0 && elapsed / seconds > fraction) fraction = elapsed / seconds;
-            temperature = temp_start * std::pow(ratio, fraction);
+        // The clock (and the temperature) is updated before the first swap and then after about
+        // CLOCK_WORK word operations, so a call makes progress and stops close to its time even
+        // when one BFS is long, without reading the clock around every cheap swap.
+        if (tried == 0 || work >= CLOCK_WORK) {
+            work = 0;
+            const double elapsed = seconds > 0.0 ? now_seconds() - started : 0.0;
+            if (tried > 0 && seconds > 0.0 && elapsed >= seconds) break;
+            if (cooling) {
+                double fraction = (double)tried / (double)steps;
+                if (seconds > 0.0 && elapsed / seconds > fraction) fraction = elapsed / seconds;
+                temperature = temp_start * std::pow(ratio, fraction);
+            }
         }
-        ++tried;
+        ++tried, ++work;
         int64_t a, b, c, d;
         const bool aimed = targeted > 0.0 && current_diameter >= 3 && rng.unit() < targeted &&
                            graph.draw_targeted(rng, &a, &b, &c, &d);
@@ -242,6 +249,7 @@ extern "C" int topoprune_anneal(int64_t n, int64_t k, int64_t m, int32_t *nbr, u
             b = nbr[a * k + rng.below(k)], d = nbr[c * k + rng.below(k)];
         }
         if (!graph.swap_all(a, b, c, d)) continue;
+        work += bfs_work;
         const double limit =
             (double)current - (temperature > 0.0 ? temperature * std::log1p(-rng.unit()) : 0.0);
         int64_t diameter = 0;
