@@ -517,9 +517,7 @@ class SwapSearch:
         check_regular(n, k)
         if strategy == "rgp":
             nbrs = to_neighbours(ring_lattice(n, k))
-        stats = distance_stats(from_neighbours(nbrs))
-        if not stats.connected:
-            raise TopopruneError("swap search needs a connected graph; start from random_regular")
+        stats = _start_stats(nbrs)
         self.strategy, self.seed = strategy, seed
         self.rng = np.random.default_rng(seed)
         self.graph = _Graph(nbrs, _ordered_total(stats), stats.diameter)
@@ -673,7 +671,7 @@ def optimize(
     ``"anneal"`` and ``"greedy"`` run in the native engine (:mod:`topoprune.graphs.engine`)
     where a C++ compiler exists, else in numpy. ``symmetry`` g > 1 (native only) searches only
     graphs that map onto themselves under ``v -> v + n / g``: ``adj`` must be such a graph (the
-    ring lattice is), every swap is made in all g rotated copies, and distances are counted from
+    ring lattice is), every swap is made in all its rotated copies, and distances are counted from
     n / g sources, which speeds up large graphs (g = n / 64 works well for n >= 256).
 
     >>> from topoprune.graphs.generate import random_regular
@@ -701,9 +699,7 @@ def optimize(
         fraction = max(search.steps / steps_limit, elapsed / seconds_limit)
         search.advance(fraction, int(min(steps_limit - search.steps, 1 << 20)))
         elapsed = time.perf_counter() - started
-        if bar is not None:
-            bar.update((search.steps if math.isfinite(steps_limit) else elapsed) - bar.n)
-            bar.set_postfix(aspl=f"{search.aspl:.4f}", diameter=search.diameter, refresh=False)
+        _show_progress(bar, search.steps, elapsed, steps_limit, search.aspl, search.diameter)
     if bar is not None:
         bar.close()
     nbrs, total, diameter = search.best()
@@ -743,18 +739,15 @@ def _optimize_native(
             f"symmetry={symmetry} needs a start that maps onto itself under v -> v + "
             f"{n // symmetry} (mod {n}); ring_lattice(n, k) does"
         )
-    stats = distance_stats(adj)
-    if not stats.connected:
-        raise TopopruneError("swap search needs a connected graph; start from random_regular")
+    stats = _start_stats(nbrs)
     total = _ordered_total(stats)
     search = NativeSearch(nbrs, total, stats.diameter, seed=seed, shift=n // symmetry)
     temperatures = NATIVE_ANNEAL_TEMPERATURES if strategy == "anneal" else (0.0, 0.0)
     bar = _progress_bar(progress, strategy, steps_limit, seconds_limit)
+    pairs = n * (n - 1)
 
     def show(steps: int, elapsed: float) -> None:
-        if bar is not None:
-            bar.update((steps if math.isfinite(steps_limit) else elapsed) - bar.n)
-            bar.set_postfix(aspl=f"{search.total / (n * (n - 1)):.4f}", refresh=False)
+        _show_progress(bar, steps, elapsed, steps_limit, search.total / pairs, search.diameter)
 
     if k < n - 1:
         steps, kept, seconds, rows = run_native(
@@ -765,7 +758,6 @@ def _optimize_native(
         rows = np.array([[0, total, stats.diameter]], dtype=np.int64)
     if bar is not None:
         bar.close()
-    pairs = n * (n - 1)
     trajectory = np.column_stack([rows[:, 0], rows[:, 1] / pairs, rows[:, 2]]).astype(np.float64)
     return SwapResult(
         adj=from_neighbours(search.best_nbrs.astype(np.intp)),
@@ -792,6 +784,24 @@ def search_engine(strategy: str, symmetry: int = 1) -> str:
     """
     native = strategy != "rgp" and (symmetry > 1 or engine_available())
     return "native" if native else "numpy"
+
+
+def _start_stats(nbrs: np.ndarray) -> PathStats:
+    """Distances of a search's start graph ``nbrs`` ``(n, k)``, which must be connected."""
+    stats = distance_stats(from_neighbours(nbrs))
+    if not stats.connected:
+        raise TopopruneError("swap search needs a connected graph; start from random_regular")
+    return stats
+
+
+def _show_progress(
+    bar, steps: int, elapsed: float, steps_limit: float, aspl: float, diameter: int
+) -> None:
+    """Advance ``bar`` (if any) to the swaps tried, or the seconds when only time bounds the
+    search, and show the current graph's ASPL and diameter."""
+    if bar is not None:
+        bar.update((steps if math.isfinite(steps_limit) else elapsed) - bar.n)
+        bar.set_postfix(aspl=f"{aspl:.4f}", diameter=diameter, refresh=False)
 
 
 def _progress_bar(enabled: bool, strategy: str, steps_limit: float, seconds_limit: float):

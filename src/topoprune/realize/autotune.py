@@ -43,7 +43,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.utils import _pair
 
 from topoprune.errors import TopopruneError
 from topoprune.measure.running import evaluating
@@ -195,10 +194,10 @@ def _conv_options(conv: nn.Conv2d, x: torch.Tensor, kinds: set[str]) -> tuple[di
     return _candidates(conv, structure is not None, x, kinds), described
 
 
-def _pool_options(pool: nn.Module) -> tuple[dict, str]:
+def _pool_options(pool: nn.Module, strided: BlockMaxPool2d) -> tuple[dict, str]:
     """A max pool as it is (``dense``) and as strided maxima (``strided``)."""
-    kh, kw = _pair(pool.kernel_size)
-    return {"dense": pool, "strided": BlockMaxPool2d.from_pool(pool)}, f"max pool {kh}x{kw}"
+    kh, kw = strided.kernel_size
+    return {"dense": pool, "strided": strided}, f"max pool {kh}x{kw}"
 
 
 def _choose(
@@ -256,11 +255,13 @@ def realize(
         raise TopopruneError(f"realize needs repeats >= 1 and warmup >= 0; got {repeats}, {warmup}")
     kinds = _check_kinds(candidates)
     realized = copy_model(model)
-    names = [
-        name
+    pools = {
+        name: strided
         for name, module in realized.named_modules()
-        if is_masked_conv(module)
-        or ("pool" in kinds and BlockMaxPool2d.from_pool(module) is not None)
+        if "pool" in kinds and (strided := BlockMaxPool2d.from_pool(module)) is not None
+    }
+    names = [
+        name for name, module in realized.named_modules() if is_masked_conv(module) or name in pools
     ]
     inputs = _capture_inputs(realized, names, example_input)
     layers = []
@@ -268,10 +269,10 @@ def realize(
         if name not in inputs:
             continue
         module = realized.get_submodule(name)
-        if is_masked_conv(module):
-            options, described = _conv_options(module, inputs[name], kinds)
+        if name in pools:
+            options, described = _pool_options(module, pools[name])
         else:
-            options, described = _pool_options(module)
+            options, described = _conv_options(module, inputs[name], kinds)
         replacement, choice = _choose(
             name, module, options, described, inputs[name], (repeats, warmup)
         )

@@ -174,21 +174,25 @@ class CompactConv2d(nn.Module):
         dense = self.weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
         return dense.index_put((rows, cols), self.weight[real])
 
-    def param_counts(self) -> tuple[int, int]:
-        """``(params, dense_params)`` for :func:`topoprune.count`: the real weight slots (padding
-        slots hold zeros) plus the bias, and the same for the dense conv it stands for."""
+    def _weight_counts(self) -> tuple[int, int]:
+        """Weights in the real slots (padding slots hold zeros), and in the dense conv."""
         kernel = self.kernel_size[0] * self.kernel_size[1]
-        bias = 0 if self.bias is None else self.out_channels
         real = int(self.slot_indices()[1].numel())
-        return real * kernel + bias, self.out_channels * self.in_channels * kernel + bias
+        return real * kernel, self.out_channels * self.in_channels * kernel
+
+    def param_counts(self) -> tuple[int, int]:
+        """``(params, dense_params)`` for :func:`topoprune.count`: the real weights plus the bias,
+        and the same for the dense conv it stands for."""
+        bias = 0 if self.bias is None else self.out_channels
+        weights, dense_weights = self._weight_counts()
+        return weights + bias, dense_weights + bias
 
     def mac_counts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
         """``(macs, dense_macs)`` of one call with input ``x`` and output ``y`` (B, C_out, H', W'):
         every real weight applied once per output position, as for the masked conv."""
         positions = y.numel() // self.out_channels
-        params, dense_params = self.param_counts()
-        bias = 0 if self.bias is None else self.out_channels
-        return positions * (params - bias), positions * (dense_params - bias)
+        weights, dense_weights = self._weight_counts()
+        return positions * weights, positions * dense_weights
 
     def channel_mask(self) -> torch.Tensor:
         """(C_out, C_in) 0/1 support, in the weight's dtype and device."""
