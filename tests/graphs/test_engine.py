@@ -7,7 +7,7 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from topoprune import native
@@ -78,6 +78,61 @@ def test_every_move_leaves_a_valid_graph_with_exact_distances(search, temperatur
     assert_valid(state.best_nbrs, k, state.best_total, state.best_diameter, symmetry)
 
 
+@st.composite
+def counted_searches(draw) -> tuple[np.ndarray, int]:
+    """(a random regular graph of diameter <= 3, seed): where the search may count."""
+    n = draw(st.integers(8, 48))
+    k = draw(st.integers(max(3, n // 6), n - 2).filter(lambda k: n * k % 2 == 0))
+    seed = draw(st.integers(0, 2**31 - 1))
+    start = random_regular(n, k, seed=seed)
+    assume(distance_stats(start).diameter <= 3)
+    return start, seed
+
+
+@needs_compiler
+@settings(max_examples=40, deadline=None)
+@given(counted_searches(), st.sampled_from([(6.0, 2.0), (0.0, 0.0)]), st.sampled_from([0.0, 0.5]))
+def test_every_counted_move_leaves_a_valid_graph_within_diameter_three(
+    search, temperatures, targeted
+):
+    """Scoring by common-neighbour counts: the sums stay exact and no swap makes a pair four hops
+    apart, even annealing hot."""
+    start, seed = search
+    stats = distance_stats(start)
+    state = engine.NativeSearch(
+        to_neighbours(start), ordered_total(start), stats.diameter, seed=seed
+    )
+    assert state.can_count()
+    for _ in range(60):
+        tried, _, _ = state.run(1, math.inf, temperatures, targeted, two_hop=True)
+        assert tried == 1 and state.diameter <= 3
+        assert_valid(state.nbrs, int(start[0].sum()), state.total, state.diameter, 1)
+        assert state.best_total <= state.total
+    assert_valid(state.best_nbrs, int(start[0].sum()), state.best_total, state.best_diameter, 1)
+
+
+@needs_compiler
+def test_counting_is_refused_where_it_does_not_apply():
+    lattice = ring_lattice(64, 4)  # diameter 16
+    stats = distance_stats(lattice)
+    state = engine.NativeSearch(
+        to_neighbours(lattice), ordered_total(lattice), stats.diameter, seed=0
+    )
+    assert not state.can_count()
+    with pytest.raises(ValueError, match="diameter <= 3"):
+        state.run(10, math.inf, (0.0, 0.0), two_hop=True)
+
+
+@needs_compiler
+def test_a_counted_search_reaches_diameter_three_graphs_equal_to_networkx():
+    """(64, 8) starts at diameter 3, so optimize() counts: the result is still exact."""
+    result = optimize(random_regular(64, 8, seed=0), seed=0, max_steps=200_000)
+    graph = nx.from_numpy_array(result.adj)
+    assert result.aspl == pytest.approx(nx.average_shortest_path_length(graph), abs=1e-12)
+    assert result.diameter == nx.diameter(graph) == 3
+    assert result.aspl < result.start_aspl
+
+
 @needs_compiler
 @pytest.mark.parametrize("symmetry", [2, 4, 8])
 def test_symmetric_search_keeps_the_rotation_and_equals_networkx(symmetry):
@@ -130,3 +185,12 @@ def test_symmetry_without_the_native_engine_is_an_error(monkeypatch):
     monkeypatch.setattr(swap, "engine_available", lambda: False)
     with pytest.raises(TopopruneError, match="native engine"):
         optimize(ring_lattice(32, 4), max_steps=5, symmetry=2)
+
+
+@needs_compiler
+def test_a_counted_search_repeats_exactly_under_a_step_budget():
+    first, second = (
+        optimize(random_regular(64, 8, seed=3), seed=3, max_steps=300_000) for _ in "ab"
+    )
+    assert np.array_equal(first.adj, second.adj)
+    assert np.array_equal(first.trajectory, second.trajectory)

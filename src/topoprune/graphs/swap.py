@@ -60,6 +60,8 @@ import numpy as np
 from topoprune.errors import TopopruneError
 from topoprune.graphs.engine import (
     NativeSearch,
+    Plan,
+    Plans,
     engine_available,
     is_rotation_invariant,
     run_native,
@@ -82,8 +84,7 @@ from topoprune.graphs.paths import (
 __all__ = [
     "ANNEAL_TEMPERATURES",
     "DEFAULT_TIME_BUDGET",
-    "NATIVE_ANNEAL_TEMPERATURES",
-    "TARGETED_FRACTION",
+    "NATIVE_PLANS",
     "PRESCREEN",
     "RGP_CHAINS",
     "RGP_MAX_DROP",
@@ -112,10 +113,10 @@ RGP_MAX_DROP = 0.2
 RGP_CHAINS = 6
 DEFAULT_TIME_BUDGET = 10.0
 # The native engine: annealing temperatures in units of the distance sum over ordered pairs (a
-# swap changes it by an even number), tuned on (64, 8), (256, 8) and (1024, 8); and the share of
-# swaps aimed at a farthest pair (one end rewired to a neighbour of the other).
-NATIVE_ANNEAL_TEMPERATURES = (4.0, 0.5)
-TARGETED_FRACTION = 0.5
+# swap changes it by an even number) and the share of swaps aimed at a pair far apart (one end
+# rewired to a neighbour of the other), for chunks scored by BFS (tuned on (64, 4), (256, 8)
+# and (1024, 8)) and by counting (diameter <= 3, tuned on (64, 8)). "greedy" keeps the aims.
+NATIVE_PLANS = Plans(bfs=Plan((4.0, 0.5), 0.5), two_hop=Plan((1.3, 1.3), 0.7))
 # Screening (graphs of diameter <= 3, n <= SCREEN_MAX_NODES): draw SCREEN_FACTOR swaps per
 # candidate that gets the exact BFS.
 SCREEN_FACTOR = 16
@@ -742,7 +743,7 @@ def _optimize_native(
     stats = _start_stats(nbrs)
     total = _ordered_total(stats)
     search = NativeSearch(nbrs, total, stats.diameter, seed=seed, shift=n // symmetry)
-    temperatures = NATIVE_ANNEAL_TEMPERATURES if strategy == "anneal" else (0.0, 0.0)
+    plans = NATIVE_PLANS if strategy == "anneal" else NATIVE_PLANS.greedy()
     bar = _progress_bar(progress, strategy, steps_limit, seconds_limit)
     pairs = n * (n - 1)
 
@@ -750,9 +751,7 @@ def _optimize_native(
         _show_progress(bar, steps, elapsed, steps_limit, search.total / pairs, search.diameter)
 
     if k < n - 1:
-        steps, kept, seconds, rows = run_native(
-            search, temperatures, TARGETED_FRACTION, seconds_limit, steps_limit, show
-        )
+        steps, kept, seconds, rows = run_native(search, plans, seconds_limit, steps_limit, show)
     else:  # the complete graph: no swap exists
         steps, kept, seconds = 0, 0, 0.0
         rows = np.array([[0, total, stats.diameter]], dtype=np.int64)
