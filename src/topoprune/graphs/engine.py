@@ -9,7 +9,7 @@ Candidates are scored in one of two ways (``two_hop`` in :meth:`NativeSearch.run
   P of pairs more than two hops apart, and a pair is within two hops exactly when it is linked
   or has a common neighbour. The search keeps every pair's common-neighbour count, updates the
   ``8k`` counts a swap changes, and refuses swaps that would put a pair four hops apart. About
-  four times as many candidates a second at (64, 8), and the gap grows with n and k.
+  three times as many candidates a second at (64, 8).
 
 :func:`run_native` counts wherever it can (no symmetry, diameter <= 3, n <= TWO_HOP_MAX_NODES).
 Built and cached by :mod:`topoprune.native`; without a compiler :func:`load_engine` returns
