@@ -95,8 +95,16 @@ def batch_norm_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tupl
 
 def pool_macs(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
     """Max/avg pooling: ``out_elems × kernel area``."""
-    kernel = module.kernel_size
-    dims = _POOL_DIMS[type(module)]
+    return window_macs(y, module.kernel_size, _POOL_DIMS[type(module)])
+
+
+def window_macs(y: torch.Tensor, kernel: int | tuple[int, ...], dims: int) -> tuple[int, int]:
+    """``(macs, dense_macs)`` of a pool with a fixed ``kernel`` over ``dims`` spatial axes whose
+    output is ``y``: one op per window element per output element.
+
+    >>> window_macs(torch.zeros(1, 3, 4, 4), 2, dims=2)
+    (192, 192)
+    """
     area = math.prod(kernel) if isinstance(kernel, tuple) else kernel**dims
     return y.numel() * area, y.numel() * area
 

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from topoprune.measure.rules import window_macs
+
 
 class BlockMaxPool2d(nn.Module):
     """Max over non-overlapping ``kernel_size`` windows (stride = kernel, no padding).
@@ -48,8 +50,7 @@ class BlockMaxPool2d(nn.Module):
     def mac_counts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
         """``(macs, dense_macs)`` for :func:`topoprune.count`: one op per window element per
         output element, as ``nn.MaxPool2d`` is counted."""
-        ops = y.numel() * self.kernel_size[0] * self.kernel_size[1]
-        return ops, ops
+        return window_macs(y, self.kernel_size, dims=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kh, kw = self.kernel_size
