@@ -16,7 +16,7 @@ from pathlib import Path
 
 from topoprune.cli.demo import DEMO_MODEL, DEMO_NODES, DEMO_SPARSITY, DEMO_WIDTHS
 from topoprune.cli.options import parse_widths
-from topoprune.experiments.pruned_run import run_pruned
+from topoprune.experiments.protocols import run_pruned
 from topoprune.train import TrainConfig
 
 

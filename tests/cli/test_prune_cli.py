@@ -62,13 +62,17 @@ def test_prune_trains_and_reports(tmp_path, capsys):
         (["--sparsity", "1.5"], "sparsity"),
         (["--sparsity", "0.8", "--nodes", "15"], "even"),
         (["--sparsity", "0.75", "--method", "nope"], "unknown pruning method"),
+        (["--sparsity", "0.75", "--nodez", "8"], "rgp has no option --nodez; its options"),
+        (["--sparsity", "0.75", "--nodes", "eight"], "rgp option 'nodes' must be int | null"),
+        (["--sparsity", "0.75", "stray"], "unexpected argument 'stray'"),
         (["--sparsity", "0.75", "--graph", "missing.npy"], "missing.npy"),
         (["--sparsity", "0.75", "--epochs", "0"], "epochs"),
     ],
 )
 def test_prune_bad_input_exits_2_and_writes_nothing(extra, fragment, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["prune", "--model", "resnet20", "--dataset", "digits", "--out", str(out), *extra]
+    argv = ["prune", "--model", "resnet20", "--dataset", "digits", "--out", str(out)]
+    argv += [*extra] if "--method" in extra else ["--method", "rgp", *extra]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0]

@@ -84,7 +84,7 @@ def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("topoprune.experiments.pruned_run.run_pruned", must_not_train)
+    monkeypatch.setattr("topoprune.experiments.protocols.run_pruned", must_not_train)
     assert main(argv) == 0
     assert len((out / aspl_study.RUNS_FILE).read_text().splitlines()) == 6
 

@@ -9,6 +9,7 @@ from topoprune.models.registry import _BUILDERS
 ZOO = [
     "cresnet18",
     "lenet5",
+    "lenet5-caffe",
     "mobilenetv2",
     "resnet110",
     "resnet18",
@@ -74,6 +75,20 @@ def test_register_model_makes_a_builder_creatable():
         }
     finally:
         del _BUILDERS["tiny_test_net"]
+
+
+def test_register_model_takes_an_explicit_name():
+    def tiny_named_net(num_classes, in_channels, widths=None):
+        raise AssertionError("never built")
+
+    assert register_model(name="tiny-named net")(tiny_named_net) is tiny_named_net
+    try:
+        assert _BUILDERS["tiny-named net"] is tiny_named_net
+        assert "tiny_named_net" not in list_models()
+        with pytest.raises(TopopruneError, match="'tiny-named net' is already registered"):
+            register_model(name="tiny-named net")(tiny_named_net)
+    finally:
+        del _BUILDERS["tiny-named net"]
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_method_flags", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.method_flags = extra
     try:
         return int(args.func(args) or 0)
     except TopopruneError as err:

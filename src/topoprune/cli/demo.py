@@ -28,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from topoprune.experiments.pruned_run import markdown_report, run_pruned
+    from topoprune.experiments.protocols import run_pruned
+    from topoprune.experiments.run_report import markdown_report
     from topoprune.files import write_text
     from topoprune.train import TrainConfig
 

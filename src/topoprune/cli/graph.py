@@ -123,7 +123,13 @@ def _summary(adj: np.ndarray) -> str:
     from topoprune.graphs.io import graph_metadata
 
     meta = graph_metadata(adj)
-    text = f"n={meta['n']}, edges={meta['edge_count']}, k={meta['k'] or 'irregular'}"
+    degree = (
+        f"k={meta['k']}"
+        if meta["k"] is not None
+        else f"degree {meta['degree_min']}/{meta['degree_mean']:.2f}/{meta['degree_max']} "
+        "(min/mean/max)"
+    )
+    text = f"n={meta['n']}, edges={meta['edge_count']}, {degree}"
     if not meta["connected"]:
         return f"{text}, disconnected"
     text += f", ASPL={meta['aspl']:.4f}, diameter={meta['diameter']}"
@@ -213,7 +219,6 @@ def run_info(args: argparse.Namespace) -> int:
 
     adj = load_graph(args.file)
     meta = graph_metadata(adj)
-    degrees = adj.sum(axis=1)
 
     def show(value: object, fmt: str = "") -> str:
         return "n/a" if value is None else format(value, fmt)
@@ -222,7 +227,12 @@ def run_info(args: argparse.Namespace) -> int:
         ("file", args.file),
         ("nodes", meta["n"]),
         ("edges", meta["edge_count"]),
-        ("degree", f"{degrees.min()}..{degrees.max()}" if meta["k"] is None else meta["k"]),
+        (
+            "degree",
+            meta["k"]
+            if meta["k"] is not None
+            else f"{meta['degree_min']}..{meta['degree_max']} (mean {meta['degree_mean']:.2f})",
+        ),
         ("regular", "yes" if meta["k"] is not None else "no"),
         ("connected", "yes" if meta["connected"] else "no"),
         ("ASPL", show(meta["aspl"], ".4f")),

@@ -1,58 +1,132 @@
-"""``topoprune prune``: prune before training, train from scratch, report what was gained."""
+"""``topoprune prune``: prune with any registered method, train by its protocol, report.
+
+Method options are flags named after the options (``--nodes 16``, ``--self-loops``,
+``--no-self-loops``, ``--layers 'layer1.*' --layers 'layer2.*'``); values are read as YAML
+scalars or lists (``--like-options '{nodes: 16}'``), exactly as the bench YAML reads them, and
+checked against the method's schema. ``--list-methods`` prints every method, its protocol and
+its options.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from topoprune.cli.options import add_training_options, run_options, training_config
+from topoprune.errors import TopopruneError
+
+
+class _ListMethods(argparse.Action):
+    """``--list-methods``: print the registry and exit, like ``--help``."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        print(describe_methods(), end="")
+        parser.exit(0)
+
+
+def describe_methods() -> str:
+    """Every registered method with its protocol, summary and options (type, default, doc)."""
+    from topoprune.pruning import list_methods
+
+    lines = []
+    for method in list_methods():
+        lines += [f"{method.name}  [{method.protocol}]  {method.summary}"]
+        for spec in method.schema():
+            flag = "--" + spec.name.replace("_", "-")
+            choices = f" (one of {', '.join(map(str, spec.choices))})" if spec.choices else ""
+            lines.append(
+                f"    {flag} ({spec.type_name}, default {spec.default!r}): {spec.doc}{choices}"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "prune", help="prune a model (RGP and baselines), train it from scratch, write a report"
+        "prune",
+        help="prune a model with any method, train it by the method's protocol, write a report",
+        description="Method options follow as flags: see --list-methods.",
+        allow_abbrev=False,
     )
-    parser.add_argument("--method", default="rgp", help="rgp, lattice, random-regular, random")
+    parser.add_argument("--list-methods", action=_ListMethods, help="list methods and options")
+    parser.add_argument("--method", required=True, help="a registered method (--list-methods)")
     parser.add_argument("--sparsity", type=float, required=True, help="fraction removed, [0, 1)")
-    parser.add_argument("--nodes", type=int, default=64, help="graph nodes (channel blocks)")
-    parser.add_argument("--graph", default=None, help="use this graph file (.npy/.json/.txt)")
-    parser.add_argument("--strategy", default="anneal", help="anneal, greedy or rgp")
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="graph swaps to try (default 200,000 unless --seconds is given)",
-    )
-    parser.add_argument("--seconds", type=float, default=None, help="graph search time limit")
-    parser.add_argument("--self-loops", action="store_true", help="keep each node's own block")
-    parser.add_argument("--layers", action="append", default=None, help="only layers matching")
-    parser.add_argument("--exclude", action="append", default=[], help="skip layers matching")
     parser.add_argument("--latency-batch", type=int, default=64)
     add_training_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, takes_method_flags=True)
+
+
+def _flag_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def method_flags(tokens: list[str], method: str) -> dict[str, Any]:
+    """The method options in ``tokens`` (the flags argparse did not know), checked by name.
+
+    ``--name VALUE`` / ``--name=VALUE`` give a value; a bare ``--name`` is True and
+    ``--no-name`` False; a flag given twice collects a list.
+    """
+    from topoprune.pruning import get_method
+
+    specs = {spec.name: spec for spec in get_method(method).schema()}
+    found: dict[str, list[Any]] = {}
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        if not token.startswith("--"):
+            raise TopopruneError(f"unexpected argument {token!r}: method options are --name VALUE")
+        name, has_value, text = token[2:].partition("=")
+        key = name.replace("-", "_")
+        value: Any
+        if has_value:
+            value = _flag_value(text)
+        elif key.startswith("no_") and key[3:] in specs and key not in specs:
+            key, value = key[3:], False
+        elif position + 1 < len(tokens) and not tokens[position + 1].startswith("--"):
+            position += 1
+            value = _flag_value(tokens[position])
+        else:
+            value = True
+        if key not in specs:
+            raise TopopruneError(
+                f"{method} has no option --{name}; its options: "
+                + ", ".join("--" + spec.replace("_", "-") for spec in specs)
+            )
+        found.setdefault(key, []).append(value)
+        position += 1
+    options = {}
+    for key, values in found.items():
+        single = len(values) == 1
+        listed = single and (isinstance(values[0], list) or not _is_sequence(specs[key].hint))
+        options[key] = values[0] if listed else values
+    return options
+
+
+def _is_sequence(hint: Any) -> bool:
+    import typing
+
+    members = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
+    origins = {typing.get_origin(member) for member in members} | set(members)
+    return bool(origins & {tuple, list})
 
 
 def run(args: argparse.Namespace) -> int:
-    from topoprune.experiments.pruned_run import markdown_report, run_pruned
-    from topoprune.pruning.rgp import DEFAULT_STEPS
+    from topoprune.experiments.protocols import run_pruned
+    from topoprune.experiments.run_report import markdown_report
+    from topoprune.pruning import get_method
+    from topoprune.pruning.registry import check_options
 
     config = training_config(args)
-    steps = DEFAULT_STEPS if args.steps is None and args.seconds is None else args.steps
-    graph = None
-    if args.graph is not None:
-        from topoprune.graphs.io import load_graph
-
-        graph = load_graph(args.graph)
-    options = {
-        "nodes": args.nodes,
-        "graph": graph,
-        "strategy": args.strategy,
-        "steps": steps,
-        "seconds": args.seconds,
-        "self_loops": args.self_loops,
-        "layers": args.layers,
-        "exclude": args.exclude,
-        "seed": args.seed,
-    }
+    options = {"seed": args.seed, **method_flags(args.method_flags, args.method)}
+    check_options(get_method(args.method), options, args.sparsity)  # before any work
     run_ = run_pruned(
         args.model,
         args.dataset,

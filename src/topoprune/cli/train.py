@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from topoprune.train.run import run_training
+    from topoprune.experiments.runs import run_training
 
     summary = run_training(
         args.model,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,28 @@ def correlations(aspls: np.ndarray, accuracies: np.ndarray) -> tuple[float, floa
     )
 
 
+def _layers_below(
+    model: str, dataset: str, nodes: int, *, root: str | None, widths: list[int] | None
+) -> list[str]:
+    """Prunable layers with fewer channels than ``nodes``: they cannot carry the bank's graphs,
+    so they stay dense (with a warning)."""
+    from topoprune.experiments.runs import setup_run
+    from topoprune.pruning import prunable_layers
+
+    built = setup_run(model, dataset, root=root, widths=widths).model
+    small = [
+        layer.name
+        for layer in prunable_layers(built)
+        if min(layer.in_units, layer.out_units) < nodes
+    ]
+    if small:
+        warnings.warn(
+            f"{', '.join(small)}: fewer channels than the {nodes} graph nodes; left dense",
+            stacklevel=3,
+        )
+    return small
+
+
 def run_study(
     model: str,
     dataset: str,
@@ -91,9 +114,10 @@ def run_study(
     progress: bool = True,
 ) -> StudyResult:
     """Train ``graphs × seeds`` RGP-pruned networks and correlate ASPL with test accuracy."""
-    from topoprune.experiments.pruned_run import run_pruned
+    from topoprune.experiments.protocols import run_pruned
 
     out = Path(out_dir)
+    too_small = _layers_below(model, dataset, nodes, root=root, widths=widths)
     entries = load_or_make_bank(out / "bank", nodes, degree, graphs, config.seed, bank_seconds)
     runs_path = out / RUNS_FILE
     rows = (
@@ -113,7 +137,7 @@ def run_study(
                 replace(config, seed=seed),
                 method="rgp",
                 sparsity=1.0 - degree / nodes,
-                prune_options={"graph": entry["adj"], "seed": seed},
+                prune_options={"graph": entry["adj"], "seed": seed, "exclude": too_small},
                 root=root,
                 split_seed=split_seed,
                 out_dir=run_dir,

@@ -9,9 +9,12 @@ run and writes the results folder:
 - ``runs/<label>_s<sparsity>_seed<seed>/``: each run's own files (checkpoint, logs, report);
 - ``summary.csv``, ``report.md`` and the PNG plots (:mod:`topoprune.experiments.bench_report`).
 
-Methods: ``dense`` (once per seed), every method of :func:`topoprune.prune` (pruned before
-training, then trained from scratch with frozen masks, :func:`run_pruned`), and ``l1`` (train,
-remove channels by L1, fine-tune: :mod:`topoprune.experiments.bench_l1`).
+Methods: ``dense`` (once per seed) and every registered method, each run by its protocol's
+runner (:func:`topoprune.experiments.protocols.run_pruned`) with the same total training epochs.
+With ``match: params|macs`` each run first finds its method's setting for the requested true
+reduction (:func:`topoprune.pruning.match_sparsity`); rows keep the requested point
+(``sparsity``), the setting used (``setting``) and what was achieved (``params_reduction``,
+``macs_reduction``).
 
 Resumable: runs already in ``runs.jsonl`` are skipped, and a run cut off mid-way continues from
 its last epoch checkpoint, so a crash or Ctrl-C loses at most the epochs in progress.
@@ -35,7 +38,7 @@ from typing import Any
 from tqdm import tqdm
 
 from topoprune.errors import TopopruneError
-from topoprune.experiments.bench_config import DENSE, L1, BenchConfig, Job, load_config
+from topoprune.experiments.bench_config import DENSE, BenchConfig, Job, load_config
 from topoprune.files import write_json, write_jsonl
 
 CONFIG_FILE = "bench.json"
@@ -57,39 +60,54 @@ class BenchResult:
         return {"runs": len(self.rows), "trained": self.trained, "summary": self.summary}
 
 
-def _counts(summary: Any, dense_params: int, dense_macs: int) -> dict[str, Any]:
-    """The figures every row has, from a training run's summary."""
-    return {
-        "test_acc": summary.test_acc,
-        "val_acc": summary.train.val_acc,
-        "params": summary.params,
-        "macs": summary.macs,
-        "dense_params": dense_params,
-        "dense_macs": dense_macs,
-        "params_reduction": 1.0 - summary.params / dense_params,
-        "macs_reduction": 1.0 - summary.macs / dense_macs,
-        "train_s": summary.train.seconds,
-    }
-
-
 def _latencies(latency_ms: Mapping[str, float]) -> dict[str, float | None]:
     return {f"latency_{k}_ms": latency_ms.get(k) for k in ("dense", "masked", "realized")}
 
 
-def _run_masked(config: BenchConfig, job: Job, folder: Path, progress: bool) -> dict[str, Any]:
-    from topoprune.experiments.pruned_run import run_pruned
+def _setting(config: BenchConfig, job: Job) -> tuple[float, dict[str, Any]]:
+    """(the sparsity the method runs at, option overrides) for the job's point."""
+    if config.match == "sparsity" or job.method.name == DENSE:
+        return job.sparsity, {}
+    from topoprune.experiments.runs import setup_run
+    from topoprune.pruning import match_sparsity
 
+    setup = setup_run(
+        config.model,
+        config.dataset,
+        seed=job.seed,
+        root=config.root,
+        widths=None if config.widths is None else list(config.widths),
+    )
+    options = {"seed": job.seed, **job.method.options}
+    found = match_sparsity(
+        setup.model,
+        job.method.name,
+        config.match,
+        job.sparsity,
+        options,
+        input_size=setup.input_size,
+        data=setup.splits,
+    )
+    return found.sparsity, found.overrides
+
+
+def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False) -> dict[str, Any]:
+    """Train one run (resuming its checkpoint if there is one) and return its row."""
+    from topoprune.experiments.protocols import run_pruned
+
+    started = time.perf_counter()
     dense = job.method.name == DENSE
+    sparsity, overrides = _setting(config, job)
     run = run_pruned(
         config.model,
         config.dataset,
         replace(config.training, seed=job.seed),
         method=None if dense else job.method.name,
-        sparsity=job.sparsity,
-        prune_options={"seed": job.seed, **job.method.options},
+        sparsity=sparsity,
+        prune_options={"seed": job.seed, **job.method.options, **overrides},
         root=config.root,
         out_dir=folder,
-        resume=(folder / "checkpoint.pt").exists(),
+        resume=(folder / "checkpoint.pt").exists() or (folder / "pretrain").exists(),
         progress=progress,
         latency_batch=config.latency_batch or 1,
         label=job.method.label,
@@ -99,53 +117,33 @@ def _run_masked(config: BenchConfig, job: Job, folder: Path, progress: bool) -> 
     s = run.summary
     metrics = run.pruning.metrics if run.pruning is not None else {}
     graph = metrics.get("graph", {})
+    dense_params = metrics.get("dense_params", s.dense_params)
+    dense_macs = metrics.get("dense_macs", s.dense_macs)
     return {
-        **_counts(s, s.dense_params, s.dense_macs),
+        "label": job.method.label,
+        "method": job.method.name,
+        "protocol": run.protocol,
+        "sparsity": job.sparsity,
+        "match": config.match,
+        "setting": sparsity,
+        "seed": job.seed,
+        "test_acc": s.test_acc,
+        "val_acc": s.train.val_acc,
+        "params": s.params,
+        "macs": s.macs,
+        "dense_params": dense_params,
+        "dense_macs": dense_macs,
+        "params_reduction": 1.0 - s.params / dense_params,
+        "macs_reduction": 1.0 - s.macs / dense_macs,
         "nominal_reduction": metrics.get("nominal_reduction", 0.0),
         **_latencies(run.latency_ms),
         "aspl": graph.get("aspl"),
         "diameter": graph.get("diameter"),
         "nodes": graph.get("n"),
         "degree": graph.get("k"),
-    }
-
-
-def _run_l1(config: BenchConfig, job: Job, folder: Path, progress: bool) -> dict[str, Any]:
-    from topoprune.experiments.bench_l1 import L1Protocol, run_l1
-
-    run = run_l1(
-        config.model,
-        config.dataset,
-        replace(config.training, seed=job.seed),
-        sparsity=job.sparsity,
-        protocol=L1Protocol(**job.method.options),
-        root=config.root,
-        widths=None if config.widths is None else list(config.widths),
-        out_dir=folder,
-        progress=progress,
-        latency_batch=config.latency_batch,
-    )
-    channels = run.channels
-    return {
-        **_counts(run.summary, channels.dense_params, channels.dense_macs),
-        "nominal_reduction": None,
-        **_latencies(run.latency_ms),
-        "channel_ratio": channels.ratio,
-        "budget_reached": channels.reached,
-    }
-
-
-def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False) -> dict[str, Any]:
-    """Train one run (resuming its checkpoint if there is one) and return its row."""
-    started = time.perf_counter()
-    runner = _run_l1 if job.method.name == L1 else _run_masked
-    figures = runner(config, job, folder, progress)
-    return {
-        "label": job.method.label,
-        "method": job.method.name,
-        "sparsity": job.sparsity,
-        "seed": job.seed,
-        **figures,
+        "train_s": s.train.seconds + (run.pretrain.train.seconds if run.pretrain else 0.0),
+        "prune_s": run.prune_s,
+        "search_s": run.prune_s if run.protocol == "search" else None,
         "wall_s": time.perf_counter() - started,
     }
 

@@ -1,7 +1,7 @@
 """The benchmark's configuration: read from YAML (or a dict) and checked before anything runs.
 
-A configuration names one model and dataset, one training budget, the methods, the sparsities
-and the seeds::
+A configuration names one model and dataset, one training budget, the methods, the operating
+points and the seeds::
 
     model: vgg11
     widths: [32, 64, 64, 64, 128, 128, 128, 128]   # optional, the model's own by default
@@ -9,14 +9,22 @@ and the seeds::
     root: null                  # folder of an on-disk dataset (cifar10, imagefolder, ...)
     training: {epochs: 4, batch_size: 64, lr: 0.05}  # TrainConfig fields, but not seed
     methods:
-      - dense                   # trained once per seed, not per sparsity
+      - dense                   # the reference: trained once per seed, not per point
       - random
-      - {name: rgp, nodes: 16}  # options go to topoprune.prune()
+      - {name: rgp, nodes: 16}  # any registered method; options as `prune --list-methods` says
       - {name: rgp, label: rgp-greedy, nodes: 16, strategy: greedy}
-      - {name: l1, pretrain_fraction: 0.5}   # options of bench_l1.L1Protocol
+      - {name: random, label: random-like-rgp, like: rgp, granularity: kernel}
+      - {name: l1, pretrain_fraction: 0.5}
     sparsities: [0.75, 0.875]
+    match: sparsity             # or params / macs: the points are true fractions removed
     seeds: 3                    # seeds 0, 1, 2; or a list such as [0, 7]
     latency_batch: 64           # batch of the latency measurements; null skips them
+
+``match: sparsity`` gives every method the same ``sparsity`` (the fraction of weights removed
+from the layers it masks); ``match: params`` or ``macs`` makes each method find its own setting
+that removes that true fraction of the whole model's params or MACs
+(:func:`topoprune.pruning.match_sparsity`). ``random`` with ``like: LABEL`` copies the per-layer
+kept counts of the method with that label in the same config (its options included).
 
 Every run's training and pruning seed is its seed, unless a method fixes ``seed`` in its options
 (then only the training varies over seeds). Every mistake raises :class:`TopopruneError` with one
@@ -25,19 +33,19 @@ line that says what to change.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from topoprune.errors import TopopruneError
-from topoprune.experiments.bench_l1 import L1Protocol
+from topoprune.pruning.match import KINDS
+from topoprune.pruning.registry import check_options, get_method, list_methods
 from topoprune.train import TrainConfig
 
 DENSE = "dense"
-L1 = "l1"
+MATCHES = ("sparsity", *KINDS)
 TOP_KEYS = (
     "model",
     "widths",
@@ -46,19 +54,17 @@ TOP_KEYS = (
     "training",
     "methods",
     "sparsities",
+    "match",
     "seeds",
     "latency_batch",
 )
 REQUIRED_KEYS = ("model", "dataset", "methods", "sparsities")
 LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-NOT_FROM_CONFIG = ("graph", "input_size")  # prune() options a YAML file cannot give
 
 
 def bench_methods() -> tuple[str, ...]:
-    """Every method the benchmark runs: dense, l1 and each method of ``topoprune.prune``."""
-    from topoprune.pruning import METHODS
-
-    return (DENSE, L1, *METHODS)
+    """Every method the benchmark runs: dense and each registered method."""
+    return (DENSE, *(method.name for method in list_methods()))
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,11 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """One run: a method at a sparsity (0 for dense) with a seed."""
+    """One run: a method at an operating point (0 for dense) with a seed.
+
+    ``sparsity`` is the point as the config gives it: the method's sparsity, or the true
+    fraction of params or MACs to remove (``BenchConfig.match``).
+    """
 
     method: MethodSpec
     sparsity: float
@@ -103,6 +113,7 @@ class BenchConfig:
     root: str | None = None
     widths: tuple[int, ...] | None = None
     latency_batch: int | None = 64
+    match: str = "sparsity"
 
     def jobs(self) -> list[Job]:
         """Every run, in order: methods as listed, then sparsities, then seeds."""
@@ -119,6 +130,7 @@ class BenchConfig:
         del training["seed"]
         return {
             "model": self.model,
+            "match": self.match,
             "widths": None if self.widths is None else list(self.widths),
             "dataset": self.dataset,
             "root": self.root,
@@ -132,6 +144,7 @@ class BenchConfig:
             **self.setting(),
             "methods": [{"name": m.name, "label": m.label, **m.options} for m in self.methods],
             "sparsities": list(self.sparsities),
+            "match": self.match,
             "seeds": list(self.seeds),
         }
 
@@ -144,12 +157,12 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_type(where: str, value: Any, default: Any, *, nullable: bool = False) -> Any:
+def _check_type(where: str, value: Any, default: Any) -> Any:
     """``value`` if it has the type of ``default``; numbers widen to float, lists to tuples.
 
-    Anything goes where the default is None; None goes where ``nullable``.
+    Anything goes where the default is None.
     """
-    if default is None or (value is None and nullable):
+    if default is None:
         return value
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -203,17 +216,6 @@ def _training(raw: Any) -> TrainConfig:
     return config
 
 
-def _prune_defaults() -> dict[str, Any]:
-    """Keyword options of ``topoprune.prune`` a config may set, with their defaults."""
-    from topoprune.pruning import prune
-
-    return {
-        p.name: p.default
-        for p in inspect.signature(prune).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in NOT_FROM_CONFIG
-    }
-
-
 def _method(raw: Any, index: int) -> MethodSpec:
     entry = {"name": raw} if isinstance(raw, str) else raw
     if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
@@ -226,18 +228,14 @@ def _method(raw: Any, index: int) -> MethodSpec:
     if not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label):
         raise _fail(f"label {label!r} of {name} must be letters, digits, '.', '_' or '-'")
     if name == DENSE:
-        defaults: dict[str, Any] = {}
-    elif name == L1:
-        defaults = asdict(L1Protocol())
-    else:
-        defaults = _prune_defaults()
-    where = f"method {label}"
-    _check_keys(where, options, tuple(defaults))
-    checked = {
-        key: _check_type(f"{where}: {key}", value, defaults[key], nullable=name not in (L1,))
-        for key, value in options.items()
-    }
-    return MethodSpec(label, name, {k: _plain(v) for k, v in checked.items()})
+        if options:
+            raise _fail(f"unknown key {next(iter(options))!r} in method {label}; dense has none")
+        return MethodSpec(label, name, {})
+    try:
+        check_options(get_method(name), options)
+    except TopopruneError as err:
+        raise _fail(f"method {label}: {err}") from None
+    return MethodSpec(label, name, {k: _plain(v) for k, v in options.items()})
 
 
 def _sparsities(raw: Any) -> tuple[float, ...]:
@@ -264,22 +262,35 @@ def _seeds(raw: Any) -> tuple[int, ...]:
     raise _fail(f"seeds must be a count >= 1 or a list of distinct integers >= 0; got {raw!r}")
 
 
-def _check_method_fits(method: MethodSpec, config: BenchConfig) -> None:
-    """The checks that need the whole configuration: graph degrees and the l1 epoch split."""
-    from topoprune.graphs.swap import STRATEGIES
-    from topoprune.pruning.rgp import GRAPH_METHODS, layer_degree
+def _resolve_like(method: MethodSpec, methods: tuple[MethodSpec, ...]) -> MethodSpec:
+    """``like: LABEL`` naming another method of the config becomes that method and its options."""
+    like = method.options.get("like")
+    by_label = {m.label: m for m in methods}
+    if "like_options" in method.options or like not in by_label or by_label[like].name == DENSE:
+        return method
+    other = by_label[like]
+    options = {**method.options, "like": other.name, "like_options": dict(other.options)}
+    return MethodSpec(method.label, method.name, options)
 
-    if method.name == L1:
-        L1Protocol(**method.options).validate(config.training.epochs)
-    if method.name in GRAPH_METHODS:
-        options = {**_prune_defaults(), **method.options}
-        if options["strategy"] not in STRATEGIES:
-            raise _fail(f"method {method.label}: strategy must be one of {', '.join(STRATEGIES)}")
-        for sparsity in config.sparsities:
-            try:
-                layer_degree(options["nodes"], sparsity, options["self_loops"])
-            except TopopruneError as err:
-                raise _fail(f"method {method.label} at sparsity {sparsity}: {err}") from None
+
+def _check_method_fits(method: MethodSpec, config: BenchConfig) -> None:
+    """The checks that need the whole configuration: every point and the epoch split."""
+    if method.name == DENSE:
+        return
+    spec = get_method(method.name)
+    options = dict(method.options)
+    if spec.protocol == "after-training":
+        try:
+            check_options(spec, options).protocol.validate(config.training.epochs)
+        except TopopruneError as err:
+            raise _fail(f"method {method.label}: {err}") from None
+    if config.match != "sparsity":
+        return
+    for sparsity in config.sparsities:
+        try:
+            check_options(spec, options, sparsity)
+        except TopopruneError as err:
+            raise _fail(f"method {method.label} at sparsity {sparsity}: {err}") from None
 
 
 def _read(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -334,10 +345,14 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchConfig:
     if not isinstance(raw["methods"], list) or not raw["methods"]:
         raise _fail("methods must be a non-empty list, e.g. [dense, random, rgp]")
     methods = tuple(_method(entry, i) for i, entry in enumerate(raw["methods"]))
+    methods = tuple(_resolve_like(method, methods) for method in methods)
     labels = [m.label for m in methods]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise _fail(f"two methods share the label {repeated[0]!r}: give one a 'label'")
+    match = raw.get("match", "sparsity")
+    if match not in MATCHES:
+        raise _fail(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
     config = BenchConfig(
         model=raw["model"],
         dataset=raw["dataset"],
@@ -348,6 +363,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchConfig:
         root=root,
         widths=None if widths is None else tuple(widths),
         latency_batch=latency_batch,
+        match=match,
     )
     for method in methods:
         _check_method_fits(method, config)

@@ -21,6 +21,7 @@ from topoprune.experiments.bench_config import BenchConfig
 from topoprune.files import write_text
 
 AVERAGED = (
+    "setting",
     "params",
     "macs",
     "dense_params",
@@ -34,6 +35,7 @@ AVERAGED = (
     "aspl",
     "nodes",
     "degree",
+    "search_s",
     "wall_s",
 )
 SUMMARY_FIELDS = (
@@ -146,6 +148,10 @@ def _describe(config: BenchConfig) -> list[str]:
         f"batch {t.batch_size}, SGD lr {t.lr:g} (momentum {t.momentum:g}, weight decay "
         f"{t.weight_decay:g}), {schedule} schedule, label smoothing {t.label_smoothing:g}.",
         f"Methods: {methods}.",
+        "Points: each method's sparsity (the fraction removed from the layers it masks)."
+        if config.match == "sparsity"
+        else f"Points: true fractions of the model's {config.match} removed; each method found "
+        "its own setting for each (column `setting` of summary.csv).",
     ]
 
 
@@ -157,15 +163,16 @@ def markdown(
 ) -> str:
     """The report: setting, the main table, the graph methods' ASPL table, the plots."""
     lines = [f"# Benchmark: {config.model} on {config.dataset}", "", *_describe(config), ""]
+    point = "sparsity" if config.match == "sparsity" else f"{config.match} removed (asked)"
     latency = (
         f"median of a forward pass on a batch of {config.latency_batch}"
         if config.latency_batch is not None
         else "not measured"
     )
     lines += [
-        "| method | sparsity | runs | test acc (%) | params | params removed (true / nominal) "
-        "| MACs | MACs removed | latency dense / masked / realized (ms) | wall (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| method | {point} | runs | test acc (%) | params | params removed (true / nominal) "
+        "| MACs | MACs removed | latency dense / masked / realized (ms) | search (s) | wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary:
         timing = " / ".join(
@@ -177,15 +184,17 @@ def markdown(
             f"| {_number(row['params'])} "
             f"| {_pct(row['params_reduction'])} / {_pct(row['nominal_reduction'])} "
             f"| {_number(row['macs'])} | {_pct(row['macs_reduction'])} | {timing} "
-            f"| {_number(row['wall_s'])} |"
+            f"| {_number(row['search_s'])} | {_number(row['wall_s'])} |"
         )
     lines += [
         "",
         "Accuracy: final epoch, test split, mean ± std (ddof 1) over seeds. Params and MACs are "
         "true counts (dense first conv and classifier included, masks honoured); MACs are "
         "multiply-accumulates per input (FLOPs = 2 x MACs). Nominal: the fraction removed from "
-        f"the prunable layers. Latency: {latency} (realized: the compact form; for l1 the "
-        "narrower model). Wall: the whole run, pruning and timing included.",
+        f"the prunable layers. Latency: {latency} (realized: the compact form; for a physically "
+        "narrower model, the model itself). Search: the search cost of a search method, outside "
+        "the training budget. Wall: the whole run, pruning and timing included. Every method "
+        "trains for the same total epochs (after-training methods: dense, then fine-tuning).",
     ]
     graph_rows = [row for row in summary if row["aspl"] is not None]
     if graph_rows:

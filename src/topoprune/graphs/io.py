@@ -167,7 +167,8 @@ def _finite_or_none(value: float) -> float | None:
 def graph_metadata(adj: np.ndarray) -> dict[str, Any]:
     """Structural facts about a graph, JSON-safe.
 
-    Keys: ``n``, ``edge_count``, ``k`` (degree, or None if irregular), ``connected``,
+    Keys: ``n``, ``edge_count``, ``k`` (degree, or None if irregular), ``degree_min``,
+    ``degree_mean`` and ``degree_max`` (defined for every graph), ``connected``,
     ``aspl`` and ``diameter`` (None if disconnected), ``moore_aspl`` and ``moore_diameter``
     (None unless k-regular with k >= 2), ``gap`` = aspl / moore_aspl - 1 (None if undefined).
 
@@ -184,6 +185,9 @@ def graph_metadata(adj: np.ndarray) -> dict[str, Any]:
         "n": n,
         "edge_count": int(degrees.sum()) // 2,
         "k": k,
+        "degree_min": int(degrees.min()),
+        "degree_mean": float(degrees.mean()),
+        "degree_max": int(degrees.max()),
         "connected": stats.connected,
         "aspl": _finite_or_none(stats.aspl),
         "diameter": stats.diameter if stats.connected else None,

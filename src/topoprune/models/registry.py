@@ -1,11 +1,13 @@
 """One registry for the zoo: register a builder by name, create a model by name.
 
 A builder is a function ``builder(num_classes, in_channels, widths, **options) -> nn.Module``
-whose name is the model's name. The module it returns carries
+whose name is the model's name (unless registered with an explicit ``name``). The module it
+returns carries
 
 - ``widths``: the full width list it was built with (format documented per builder),
 - ``first_conv_name`` and ``classifier_name``: names, as in ``named_modules()``, of the first
-  convolution and of the final linear classifier (the layers pruning leaves dense).
+  convolution and of the final linear classifier (the layers pruning leaves dense),
+- optionally ``image_size``: the (H, W) the architecture is fixed to, when it takes no other.
 
 ``create_model`` adds ``arch_name`` and ``config``, the keyword arguments that rebuild the same
 architecture: ``create_model(**model.config)``.
@@ -21,7 +23,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from operator import index
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import nn
@@ -34,9 +36,24 @@ _BUILDERS: dict[str, ModelBuilder] = {}
 _CORE_ARGUMENTS = ("num_classes", "in_channels", "widths")
 
 
-def register_model(builder: ModelBuilder) -> ModelBuilder:
-    """Decorator: register ``builder`` under its function name and return it unchanged."""
-    name = builder.__name__
+@overload
+def register_model(builder: ModelBuilder) -> ModelBuilder: ...
+@overload
+def register_model(*, name: str) -> Callable[[ModelBuilder], ModelBuilder]: ...
+def register_model(
+    builder: ModelBuilder | None = None, *, name: str | None = None
+) -> ModelBuilder | Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator: register ``builder`` under its function name and return it unchanged.
+
+    ``@register_model(name="lenet5-caffe")`` registers under ``name`` instead, for names that
+    are no Python identifier.
+    """
+    if builder is None:
+        return lambda builder: _register(name or builder.__name__, builder)
+    return _register(name or builder.__name__, builder)
+
+
+def _register(name: str, builder: ModelBuilder) -> ModelBuilder:
     if name in _BUILDERS:
         raise TopopruneError(f"a model named {name!r} is already registered; pick another name")
     _BUILDERS[name] = builder

@@ -1,7 +1,39 @@
-"""Pruning methods behind one call: ``prune(model, method=..., sparsity=..., **options)``."""
+"""Pruning methods behind one call: ``prune(model, method, sparsity, **options)``.
 
-from topoprune.pruning.api import METHODS, prune
+Every method is registered once (:mod:`topoprune.pruning.registry`) with its options and its
+protocol; :func:`list_methods` lists them.
+"""
+
+from topoprune.pruning.api import prune
 from topoprune.pruning.base import PruneResult, apply_masks
 from topoprune.pruning.layers import PrunableLayer, prunable_layers
+from topoprune.pruning.match import match_sparsity
+from topoprune.pruning.registry import (
+    PROTOCOLS,
+    Method,
+    PruneContext,
+    Pruning,
+    get_method,
+    list_methods,
+    option,
+    register_method,
+    unregister_method,
+)
 
-__all__ = ["METHODS", "PrunableLayer", "PruneResult", "apply_masks", "prunable_layers", "prune"]
+__all__ = [
+    "PROTOCOLS",
+    "Method",
+    "PrunableLayer",
+    "PruneContext",
+    "PruneResult",
+    "Pruning",
+    "apply_masks",
+    "get_method",
+    "list_methods",
+    "match_sparsity",
+    "option",
+    "prunable_layers",
+    "prune",
+    "register_method",
+    "unregister_method",
+]

@@ -54,6 +54,7 @@ class PruneResult:
     metrics: graph metrics (ASPL, diameter, Moore bound and gap) and counts (nominal and true
         params/MACs reduction), JSON-serialisable.
     layers: one JSON row per masked layer (name, shape, nodes, degree, kept fraction).
+    widths: for ``search`` methods, the width list of the narrower model to build and train.
     """
 
     method: str
@@ -62,6 +63,12 @@ class PruneResult:
     graph: np.ndarray | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     layers: list[dict[str, Any]] = field(default_factory=list)
+    widths: list[int] | None = None
+
+    @property
+    def protocol(self) -> str:
+        """``at-init``, ``after-training`` or ``search`` (see :mod:`topoprune.pruning.registry`)."""
+        return self.record.get("protocol", "at-init")
 
     def apply_to(self, model: nn.Module) -> nn.Module:
         """Mask a fresh model of the same architecture in place and return it."""
@@ -74,6 +81,7 @@ class PruneResult:
             "record": self.record,
             "metrics": self.metrics,
             "layers": self.layers,
+            "widths": self.widths,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -106,4 +114,5 @@ class PruneResult:
             graph=None if graph is None else graph.numpy(),
             metrics=state["metrics"],
             layers=state["layers"],
+            widths=state.get("widths"),
         )

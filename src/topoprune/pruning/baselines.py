@@ -1,36 +1,179 @@
 """Baselines that stand beside the graph methods under the same budget.
 
-``random``: an unstructured random mask per layer that keeps exactly ``round(density·numel)``
-weights, with the density a graph method would give that layer (``1 − sparsity``), so the
-comparison isolates the *pattern* from the amount.
+- ``lattice``: RGP's mapping with the ring lattice (RGP's start, the highest ASPL of its degree);
+- ``random-regular``: RGP's mapping with a random k-regular graph (no ASPL optimisation);
+- ``random``: unstructured random masks. By default every masked layer keeps exactly
+  ``round((1 − sparsity)·units)`` units at random, where a unit is one weight
+  (``granularity="weight"``) or one whole (out, in) kernel slice (``granularity="kernel"``).
+  With ``like=METHOD`` it copies another method's per-layer kept counts instead (the method is
+  run on a copy of the model at the same sparsity and seed; ``like`` may also be a saved
+  PruneResult file), so a comparison with it isolates the *pattern* from the amount.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-from topoprune.pruning.layers import PrunableLayer
+from topoprune.errors import TopopruneError
+from topoprune.pruning.layers import PrunableLayer, prunable_layers
+from topoprune.pruning.registry import (
+    PruneContext,
+    Pruning,
+    get_method,
+    option,
+    register_method,
+)
+from topoprune.pruning.rgp import GraphOptions, check_degree, graph_pruning, match_degree
+
+GRANULARITIES = ("weight", "kernel")
+
+
+@dataclass(frozen=True)
+class RandomOptions:
+    """How much each layer keeps and at which granularity."""
+
+    granularity: str = option(
+        "weight",
+        "unit kept or removed: one weight, or one whole (out, in) kernel slice",
+        choices=GRANULARITIES,
+    )
+    like: str | None = option(
+        None, "copy the per-layer kept counts of this method (or of a saved PruneResult file)"
+    )
+    like_options: dict | None = option(None, "options of the method named by like")
+
+
+def _units(weight: torch.Tensor, granularity: str) -> int:
+    """How many units a weight has: every entry, or every (out, in) slice."""
+    return weight.numel() if granularity == "weight" else weight.shape[0] * weight.shape[1]
+
+
+def kept_units(mask: torch.Tensor, granularity: str) -> int:
+    """Kept units of a bool mask: kept weights, or (out, in) slices with any weight kept."""
+    if granularity == "weight" or mask.dim() == 2:
+        return int(mask.sum())
+    return int(mask.flatten(2).any(dim=2).sum())
 
 
 def random_masks(
-    layers: Sequence[PrunableLayer], sparsity: float, seed: int
+    layers: Sequence[PrunableLayer],
+    kept: Mapping[str, int],
+    seed: int,
+    granularity: str = "weight",
 ) -> dict[str, torch.Tensor]:
-    """Bool masks shaped like each layer's weight, ``1 − sparsity`` of entries kept at random.
+    """Bool masks shaped like each layer's weight with exactly ``kept[name]`` units kept.
 
-    >>> from torch import nn
     >>> layer = PrunableLayer("fc", nn.Linear(10, 4))
-    >>> int(random_masks([layer], 0.75, seed=0)["fc"].sum())
+    >>> int(random_masks([layer], {"fc": 10}, seed=0)["fc"].sum())
     10
     """
     generator = torch.Generator().manual_seed(seed)
     masks = {}
     for layer in layers:
         weight = layer.module.weight
-        kept = round((1.0 - sparsity) * weight.numel())
-        order = torch.randperm(weight.numel(), generator=generator)
-        flat = torch.zeros(weight.numel(), dtype=torch.bool)
-        flat[order[:kept]] = True
-        masks[layer.name] = flat.view_as(weight)
+        units = weight.numel() if weight.dim() == 2 else _units(weight, granularity)
+        order = torch.randperm(units, generator=generator)
+        flat = torch.zeros(units, dtype=torch.bool)
+        flat[order[: kept[layer.name]]] = True
+        if units == weight.numel():
+            masks[layer.name] = flat.view_as(weight)
+        else:
+            shape = weight.shape[:2] + (1,) * (weight.dim() - 2)
+            masks[layer.name] = flat.view(shape).expand_as(weight).clone()
     return masks
+
+
+def _copied_masks(
+    model: nn.Module, sparsity: float, options: RandomOptions, context: PruneContext
+) -> dict[str, torch.Tensor]:
+    """The masks of the method named by ``options.like`` (or read from a saved result)."""
+    from topoprune.pruning.api import prune
+    from topoprune.pruning.base import PruneResult
+
+    like = options.like
+    if like.endswith(".pt") and Path(like).is_file():
+        return PruneResult.load(like).masks
+    settings = {"seed": context.seed, **(options.like_options or {})}
+    return prune(copy.deepcopy(model), like, sparsity, **settings).masks
+
+
+def _match_like(
+    model: nn.Module, kind: str, target: float, options: RandomOptions, **where: Any
+) -> tuple[float, dict[str, Any]] | None:
+    """``random`` copying another method is matched as that method is."""
+    from topoprune.pruning.match import match_sparsity
+
+    if options.like is None:
+        return None
+    found = match_sparsity(model, options.like, kind, target, options.like_options, **where)
+    return found.sparsity, {}
+
+
+def _check_like(sparsity: float, options: RandomOptions) -> None:
+    """The method named by ``like`` must exist and accept its options at ``sparsity``."""
+    from topoprune.pruning.registry import check_options
+
+    like = options.like
+    if like is None or (like.endswith(".pt") and Path(like).is_file()):
+        return
+    if like == "random":
+        raise TopopruneError("random cannot copy itself: name another method in like")
+    check_options(get_method(like), options.like_options or {}, sparsity)
+
+
+@register_method(
+    "random", protocol="at-init", options=RandomOptions, match=_match_like, check=_check_like
+)
+def random(
+    model: nn.Module, sparsity: float, options: RandomOptions, context: PruneContext
+) -> Pruning:
+    """Random masks: the same per-layer density (or another method's kept counts), no pattern."""
+    if options.like is None:
+        layers = context.layers
+        kept = {
+            layer.name: round((1.0 - sparsity) * _units(layer.module.weight, options.granularity))
+            for layer in layers
+        }
+    else:
+        copied = _copied_masks(model, sparsity, options, context)
+        by_name = {layer.name: layer for layer in prunable_layers(model)}
+        modules = dict(model.named_modules())
+        layers = [
+            by_name.get(name) or PrunableLayer(name, modules[name])
+            for name in copied
+            if name in modules
+        ]
+        kept = {name: kept_units(mask, options.granularity) for name, mask in copied.items()}
+    masks = random_masks(layers, kept, context.seed, options.granularity)
+    return Pruning(masks=masks)
+
+
+@register_method(
+    "lattice", protocol="at-init", options=GraphOptions, match=match_degree, check=check_degree
+)
+def lattice(
+    model: nn.Module, sparsity: float, options: GraphOptions, context: PruneContext
+) -> Pruning:
+    """RGP's mapping with the ring lattice of the same degree (RGP's start, highest ASPL)."""
+    return graph_pruning(sparsity, options, context, "lattice")
+
+
+@register_method(
+    "random-regular",
+    protocol="at-init",
+    options=GraphOptions,
+    match=match_degree,
+    check=check_degree,
+)
+def random_regular(
+    model: nn.Module, sparsity: float, options: GraphOptions, context: PruneContext
+) -> Pruning:
+    """RGP's mapping with a random k-regular graph (no ASPL optimisation)."""
+    return graph_pruning(sparsity, options, context, "random-regular")

@@ -17,10 +17,11 @@ shortcuts — which slice and zero-pad the residual stream, an operation the dep
 cannot follow — the residual stream itself (the stem conv and the last conv of every block), so
 that only the inner widths of the blocks shrink, as Li et al. (ICLR 2017) did for ResNet-56.
 
-This is one step of a protocol, not a method to apply before training: L1 norms mean something
-only on trained weights, and the model's architecture changes. The benchmark trains the dense
-model for part of the budget, calls :func:`l1_prune`, and fine-tunes for the rest (see
-:mod:`topoprune.experiments.bench_l1`).
+Registered as the ``after-training`` method ``l1``: L1 norms mean something only on trained
+weights, and the model's architecture changes. The protocol runner trains the dense model for
+part of the budget, calls it, and fine-tunes for the rest (see
+:mod:`topoprune.experiments.protocols`). Its option ``removed`` asks for a true fraction of the
+``target`` count removed instead of a mask method's budget (the bench's ``match``).
 
 >>> from topoprune.models import create_model
 >>> model = create_model("lenet5", in_channels=1, seed=0)
@@ -47,6 +48,7 @@ from topoprune.models.resnet_parts import ZeroPadShortcut
 from topoprune.pruning.base import apply_masks
 from topoprune.pruning.baselines import random_masks
 from topoprune.pruning.layers import prunable_layers
+from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 
 TARGETS = ("macs", "params")
 MAX_RATIO = 0.95
@@ -96,7 +98,9 @@ def matched_budget(
     """
     check_target(target)
     reference = copy.deepcopy(model)
-    apply_masks(reference, random_masks(prunable_layers(reference), sparsity, seed=0))
+    layers = prunable_layers(reference)
+    kept = {layer.name: round((1.0 - sparsity) * layer.module.weight.numel()) for layer in layers}
+    apply_masks(reference, random_masks(layers, kept, seed=0))
     return getattr(count(reference, input_size), target)
 
 
@@ -217,3 +221,34 @@ def l1_prune(
             if width != before[name]
         },
     )
+
+
+@dataclass(frozen=True)
+class L1Options:
+    """What the narrower model is matched on."""
+
+    target: str = option("macs", "count the budget is set on: macs or params", choices=TARGETS)
+    removed: float | None = option(
+        None, "remove this true fraction of the target count (default: a mask method's budget)"
+    )
+
+
+def _match_l1(
+    model: nn.Module, kind: str, target: float, options: L1Options, **where: Any
+) -> tuple[float, dict[str, Any]]:
+    """``match: params|macs`` sets l1's own budget: that fraction of that count removed."""
+    return target, {"target": kind, "removed": target}
+
+
+@register_method("l1", protocol="after-training", options=L1Options, match=_match_l1)
+def l1(model: nn.Module, sparsity: float, options: L1Options, context: PruneContext) -> Pruning:
+    """Remove the channels of lowest L1 norm, physically, down to a mask method's MACs."""
+    input_size = context.require_input_size("l1")
+    budget = None
+    if options.removed is not None:
+        if not 0.0 <= options.removed < 1.0:
+            raise TopopruneError(f"l1 removed must lie in [0, 1), got {options.removed!r}")
+        dense = getattr(count(model, input_size), options.target)
+        budget = math.floor((1.0 - options.removed) * dense)
+    channels = l1_prune(model, sparsity, input_size, target=options.target, budget=budget)
+    return Pruning(metrics={"channels": channels.to_dict(), "nominal_reduction": None})

@@ -1,0 +1,274 @@
+"""The protocol runners: one per protocol of the method registry, one call for all of them.
+
+:func:`run_pruned` builds the model, prunes and trains it as its method's protocol says (or
+trains it dense with ``method=None``), measures the latency of the dense, masked and realized
+forms and writes ``report.md`` and ``report.json`` beside the training files:
+
+- ``at-init``: prune the fresh model, save the result (``prune.pt``), train it for E epochs with
+  frozen masks. A resumed run re-applies the saved result rather than pruning again.
+- ``after-training``: train dense for ``E1 = floor(pretrain_fraction · E)`` epochs (in
+  ``OUT/pretrain``, the schedule compressed into those epochs: cosine over E1, multistep
+  milestones scaled by E1 / E), prune the trained model, fine-tune it for the other E − E1
+  epochs (learning rate × ``finetune_lr_scale``, the schedule restarted: 1 is "learning-rate
+  rewinding", Renda, Frankle and Carbin, ICLR 2020). Pruning is seeded and reads only phase 1's
+  final weights, so a resumed fine-tune prunes again into the same model before it loads its
+  checkpoint.
+- ``search``: search the widths (its wall time is the search cost, reported on its own), build
+  the physically narrower model and train it from scratch for E epochs; a resumed run reads the
+  saved widths.
+
+So every method gets the same total training epochs as dense (ShrinkBench's rule).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from topoprune.experiments.run_report import markdown_report
+from topoprune.experiments.runs import RunSetup, RunSummary, run_training, setup_run, train_setup
+from topoprune.files import write_json, write_text
+from topoprune.measure import latency
+from topoprune.models import create_model
+from topoprune.pruning import PruneResult, get_method, prune
+from topoprune.pruning.registry import check_options
+from topoprune.train import TrainConfig
+
+PRUNE_FILE = "prune.pt"
+PRETRAIN_DIR = "pretrain"
+
+
+@dataclass
+class PrunedRun:
+    """A trained (pruned) model's figures; ``label`` names the row in comparison tables.
+
+    pretrain: the dense phase of an ``after-training`` run; prune_s: seconds spent pruning (for a
+    ``search`` method, the search cost).
+    """
+
+    label: str
+    summary: RunSummary
+    pruning: PruneResult | None
+    protocol: str | None = None
+    pretrain: RunSummary | None = None
+    prune_s: float | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    realize_choices: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "protocol": self.protocol,
+            "summary": self.summary.to_dict(),
+            "pretrain": None if self.pretrain is None else self.pretrain.to_dict(),
+            "prune_s": self.prune_s,
+            "pruning": None if self.pruning is None else self.pruning.to_dict(),
+            "latency_ms": self.latency_ms,
+            "realize_choices": self.realize_choices,
+        }
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Where and how a run trains: data, output folder, resuming, progress."""
+
+    model_name: str
+    dataset: str
+    root: str | None = None
+    split_seed: int = 0
+    widths: list[int] | None = None
+    out_dir: Path | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def setup(self, seed: int, widths: list[int] | None = None) -> RunSetup:
+        return setup_run(
+            self.model_name,
+            self.dataset,
+            seed=seed,
+            root=self.root,
+            split_seed=self.split_seed,
+            widths=self.widths if widths is None else widths,
+        )
+
+    def resumable(self, folder: Path | None) -> bool:
+        return folder is not None and (folder / "checkpoint.pt").exists()
+
+
+def _prune_once(
+    setup: RunSetup, method: str, sparsity: float, options: dict[str, Any], plan: RunPlan
+) -> tuple[PruneResult, float | None]:
+    """Prune ``setup.model`` (or re-apply the saved result of a resumed run); (result, seconds)."""
+    saved = plan.out_dir / PRUNE_FILE if plan.out_dir is not None else None
+    if plan.resume and saved is not None and saved.exists():
+        result = PruneResult.load(saved)
+        if result.widths is None:
+            result.apply_to(setup.model)
+        return result, None
+    started = time.perf_counter()
+    result = prune(
+        setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
+    )
+    seconds = time.perf_counter() - started
+    if saved is not None:
+        result.save(saved)
+    return result, seconds
+
+
+def _at_init(
+    config: TrainConfig, plan: RunPlan, method: str, sparsity: float, options: dict[str, Any]
+) -> PrunedRun:
+    setup = plan.setup(config.seed)
+    result, seconds = _prune_once(setup, method, sparsity, options, plan)
+    summary = train_setup(
+        setup,
+        config,
+        out_dir=plan.out_dir,
+        resume=plan.resume,
+        progress=plan.progress,
+        record={"pruning": result.record},
+    )
+    return PrunedRun(method, summary, result, "at-init", prune_s=seconds)
+
+
+def phase(config: TrainConfig, epochs: int, lr: float) -> TrainConfig:
+    """``config`` for a phase of ``epochs`` epochs: milestones scaled, learning rate ``lr``."""
+    scale = epochs / config.epochs
+    milestones = tuple(round(m * scale) for m in config.milestones)
+    return replace(config, epochs=epochs, lr=lr, milestones=milestones)
+
+
+def _after_training(
+    config: TrainConfig, plan: RunPlan, method: str, sparsity: float, options: dict[str, Any]
+) -> PrunedRun:
+    schedule = check_options(get_method(method), options).protocol
+    schedule.validate(config.epochs)
+    dense_epochs, finetune_epochs = schedule.epochs(config.epochs)
+    pretrain_dir = plan.out_dir / PRETRAIN_DIR if plan.out_dir is not None else None
+    pretrain = run_training(
+        plan.model_name,
+        plan.dataset,
+        phase(config, dense_epochs, config.lr),
+        root=plan.root,
+        split_seed=plan.split_seed,
+        out_dir=pretrain_dir,
+        resume=plan.resumable(pretrain_dir),
+        progress=plan.progress,
+        widths=plan.widths,
+    )
+    setup = plan.setup(config.seed)
+    setup.model.load_state_dict(pretrain.trained.state_dict())
+    started = time.perf_counter()
+    result = prune(
+        setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
+    )
+    seconds = time.perf_counter() - started
+    if plan.out_dir is not None:
+        result.save(plan.out_dir / PRUNE_FILE)
+    summary = train_setup(
+        setup,
+        phase(config, finetune_epochs, config.lr * schedule.finetune_lr_scale),
+        out_dir=plan.out_dir,
+        resume=plan.resumable(plan.out_dir),
+        progress=plan.progress,
+        record={"pruning": result.record, "dense_epochs": dense_epochs},
+    )
+    return PrunedRun(method, summary, result, "after-training", pretrain, seconds)
+
+
+def _search(
+    config: TrainConfig, plan: RunPlan, method: str, sparsity: float, options: dict[str, Any]
+) -> PrunedRun:
+    result, seconds = _prune_once(plan.setup(config.seed), method, sparsity, options, plan)
+    setup = plan.setup(config.seed, widths=result.widths)
+    summary = train_setup(
+        setup,
+        config,
+        out_dir=plan.out_dir,
+        resume=plan.resume,
+        progress=plan.progress,
+        record={"pruning": result.record, "searched_widths": result.widths},
+    )
+    return PrunedRun(method, summary, result, "search", prune_s=seconds)
+
+
+RUNNERS = {"at-init": _at_init, "after-training": _after_training, "search": _search}
+
+
+def run_pruned(
+    model_name: str,
+    dataset: str,
+    config: TrainConfig,
+    *,
+    method: str | None,
+    sparsity: float = 0.9,
+    prune_options: dict[str, Any] | None = None,
+    root: str | None = None,
+    split_seed: int = 0,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    latency_batch: int = 64,
+    label: str | None = None,
+    widths: list[int] | None = None,
+    measure_speed: bool = True,
+) -> PrunedRun:
+    """Train ``model_name`` on ``dataset`` pruned by ``method`` (dense when None) and report."""
+    config.validate()
+    plan = RunPlan(
+        model_name,
+        dataset,
+        root,
+        split_seed,
+        widths,
+        Path(out_dir) if out_dir is not None else None,
+        resume,
+        progress,
+    )
+    if method is None:
+        summary = train_setup(
+            plan.setup(config.seed),
+            config,
+            out_dir=plan.out_dir,
+            resume=resume,
+            progress=progress,
+            record={"pruning": None},
+        )
+        run = PrunedRun("dense", summary, None)
+    else:
+        runner = RUNNERS[get_method(method).protocol]
+        run = runner(config, plan, method, sparsity, dict(prune_options or {}))
+    run.label = label or run.label
+    if measure_speed:
+        _measure_speed(run, latency_batch, widths)
+    if out_dir is not None:
+        write_json(Path(out_dir) / "report.json", run.to_dict())
+        write_text(Path(out_dir) / "report.md", markdown_report([run]))
+    return run
+
+
+def _measure_speed(run: PrunedRun, batch: int, dense_widths: list[int] | None) -> None:
+    """Latency (median ms) of the dense model, the masked model and its realized form.
+
+    A model without masks (physically narrower) is its own realized form.
+    """
+    from topoprune.realize import realize
+
+    summary = run.summary
+    model = summary.trained
+    dense = create_model(summary.model, **{**summary.model_kwargs, "widths": dense_widths})
+    run.latency_ms["dense"] = latency(dense, summary.input_size, batch).median_ms
+    if run.pruning is None:
+        return
+    if not any(hasattr(module, "weight_mask") for module in model.modules()):
+        run.latency_ms["realized"] = latency(model, summary.input_size, batch).median_ms
+        return
+    run.latency_ms["masked"] = latency(model, summary.input_size, batch).median_ms
+    example = torch.randn(batch, *summary.input_size)
+    realized = realize(model, example)  # a copy: the trained masked model stays as it is
+    run.latency_ms["realized"] = latency(realized, summary.input_size, batch).median_ms
+    run.realize_choices = {row.name: row.chosen for row in realized.realize_report.layers}

@@ -1,0 +1,5 @@
+"""The built-in methods: importing this module registers each of them."""
+
+from topoprune.pruning import baselines, l1, rgp
+
+BUILTIN_MODULES = (rgp, baselines, l1)
