@@ -224,3 +224,27 @@ def test_the_cli_runs_a_config_and_prints_the_report(tmp_path, monkeypatch, caps
     printed = capsys.readouterr().out
     assert "# Benchmark: lenet5 on digits" in printed
     assert f"4 runs (4 trained now); see {out}" in printed
+
+
+def test_matched_points_record_requested_setting_and_achieved(tmp_path):
+    config = tiny(
+        methods=[
+            {"name": "rgp", "nodes": 8, "steps": 20},
+            {"name": "random", "label": "random-like-rgp", "like": "rgp"},
+        ],
+        match="params",
+        sparsities=[0.6],
+        seeds=1,
+    )
+    result = run_bench(config, tmp_path, progress=False)
+    rows = {row["label"]: row for row in result.rows}
+    rgp, like = rows["rgp"], rows["random-like-rgp"]
+    assert rgp["match"] == "params" and rgp["sparsity"] == 0.6
+    assert rgp["setting"] in {1 - k / 8 for k in range(2, 8)}  # a degree on 8 nodes
+    assert abs(rgp["params_reduction"] - 0.6) < 0.1
+    assert like["params"] == rgp["params"] and like["setting"] == rgp["setting"]
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    like_options = next(m for m in saved["methods"] if m["label"] == "random-like-rgp")
+    assert like_options["like"] == "rgp" and like_options["like_options"]["nodes"] == 8
+    summary = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert {row["label"]: float(row["setting"]) for row in summary}["rgp"] == rgp["setting"]

@@ -53,8 +53,9 @@ def prune(
     spec = get_method(method)
     sparsity = check_sparsity(sparsity)
     checked = check_options(spec, options, sparsity)
-    layers = prunable_layers(model, include=checked.common.layers, exclude=checked.common.exclude)
-    context = PruneContext(layers, checked.common.seed, input_size, data)
+    include, exclude = checked.common.layers, checked.common.exclude
+    layers = prunable_layers(model, include=include, exclude=exclude)
+    context = PruneContext(layers, checked.common.seed, input_size, data, include, exclude)
     dense = copy.deepcopy(model) if input_size is not None else None
     outcome = spec.function(model, sparsity, checked.method, context)
     apply_masks(model, outcome.masks)

@@ -57,11 +57,14 @@ def prunable_layers(
     *,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
+    ends: bool = False,
 ) -> list[PrunableLayer]:
     """The layers to mask, in ``named_modules()`` order.
 
     ``include``/``exclude`` are shell-style name patterns (``"layer1.*"``, ``"*.shortcut.*"``):
     when ``include`` is given only matching layers are kept, then ``exclude`` removes layers.
+    ``ends=True`` adds the first conv and the classifier (for methods whose graph spans input to
+    output).
 
     >>> from topoprune.models import create_model
     >>> [layer.name for layer in prunable_layers(create_model("lenet5", in_channels=1))]
@@ -70,7 +73,7 @@ def prunable_layers(
     first, last = _first_conv_and_classifier(model)
     layers = []
     for name, module in model.named_modules():
-        if name in (first, last):
+        if name in (first, last) and not ends:
             continue
         is_conv = isinstance(module, nn.Conv2d) and module.groups == 1
         if not (is_conv or isinstance(module, nn.Linear)):

@@ -110,6 +110,7 @@ class PruneContext:
     """What a method may read besides its options.
 
     layers: the layers it may mask (``CommonOptions.layers``/``exclude`` applied), in order.
+    include, exclude: those name patterns, for a method that selects layers of its own.
     input_size: (C, H, W) of one input, or None when the caller did not give it.
     data: the dataset splits (``topoprune.data.Splits``) for methods that need data, or None.
     """
@@ -118,6 +119,8 @@ class PruneContext:
     seed: int
     input_size: tuple[int, int, int] | None = None
     data: Any = None
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
 
     def require_input_size(self, method: str) -> tuple[int, int, int]:
         if self.input_size is None:
