@@ -10,6 +10,7 @@ its options.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from topoprune.cli.options import add_training_options, run_options, training_config
@@ -55,6 +56,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", required=True, help="a registered method (--list-methods)")
     parser.add_argument("--sparsity", type=float, required=True, help="fraction removed, [0, 1)")
     parser.add_argument("--latency-batch", type=int, default=64)
+    parser.add_argument(
+        "--search",
+        action="store_true",
+        help="sweep the method's options with short runs, train the best (by validation)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=None,
+        metavar="KEY=V1,V2",
+        help="values of one option to sweep (repeatable); default: the method's own grid",
+    )
+    parser.add_argument(
+        "--sweep-epochs", type=int, default=None, help="epochs per swept combination (E // 5)"
+    )
     add_training_options(parser)
     parser.set_defaults(func=run, takes_method_flags=True)
 
@@ -118,25 +134,49 @@ def _is_sequence(hint: Any) -> bool:
     return bool(origins & {tuple, list})
 
 
+def parse_sweep(texts: list[str] | None) -> dict[str, list[Any]] | None:
+    """``["rewire_p=0,0.1", "density=sqrt"]`` -> ``{"rewire_p": [0, 0.1], "density": ["sqrt"]}``."""
+    if not texts:
+        return None
+    grid = {}
+    for text in texts:
+        key, has_values, values = text.partition("=")
+        if not has_values or not key or not values:
+            raise TopopruneError(f"--sweep must look like KEY=V1,V2,...; got {text!r}")
+        grid[key.replace("-", "_")] = [_flag_value(value) for value in values.split(",")]
+    return grid
+
+
 def run(args: argparse.Namespace) -> int:
     from topoprune.experiments.protocols import run_pruned
     from topoprune.experiments.run_report import markdown_report
+    from topoprune.experiments.sweep import run_search
     from topoprune.pruning import get_method
     from topoprune.pruning.registry import check_options
 
     config = training_config(args)
     options = {"seed": args.seed, **method_flags(args.method_flags, args.method)}
     check_options(get_method(args.method), options, args.sparsity)  # before any work
-    run_ = run_pruned(
-        args.model,
-        args.dataset,
-        config,
-        method=args.method,
-        sparsity=args.sparsity,
-        prune_options=options,
-        resume=args.resume,
-        latency_batch=args.latency_batch,
+    grid = parse_sweep(args.sweep)
+    shared = {
+        "method": args.method,
+        "sparsity": args.sparsity,
+        "prune_options": options,
+        "resume": args.resume,
+        "latency_batch": args.latency_batch,
         **run_options(args),
-    )
-    print(markdown_report([run_]), end="")
+    }
+    if not (args.search or grid):
+        run_ = run_pruned(args.model, args.dataset, config, **shared)
+    else:
+        if args.out is None:
+            raise TopopruneError("--search needs --out DIR for its sweep runs")
+        epochs = args.sweep_epochs or max(1, config.epochs // 5)
+        run_, _ = run_search(
+            args.model, args.dataset, config, sweep_epochs=epochs, grid=grid, **shared
+        )
+    if args.out is not None:
+        print((Path(args.out) / "report.md").read_text(), end="")
+    else:
+        print(markdown_report([run_]), end="")
     return 0

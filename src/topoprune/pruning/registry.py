@@ -176,6 +176,7 @@ class Method:
         None (or a match returning None) uses the generic bisection over ``sparsity``.
     check: ``check(sparsity, options)`` raises :class:`TopopruneError` when the options cannot
         work at that sparsity, so that a bench or CLI call fails before any training.
+    sweep: the options ``topoprune prune --search`` sweeps by default, with their values.
     """
 
     name: str
@@ -184,6 +185,7 @@ class Method:
     function: MethodFunction
     match: MatchFunction | None = None
     check: CheckFunction | None = None
+    sweep: dict[str, tuple[Any, ...]] | None = None
 
     @property
     def summary(self) -> str:
@@ -210,6 +212,7 @@ def register_method(
     options: type = NoOptions,
     match: MatchFunction | None = None,
     check: CheckFunction | None = None,
+    sweep: dict[str, tuple[Any, ...]] | None = None,
 ) -> Callable[[MethodFunction], MethodFunction]:
     """Decorator: register ``function(model, sparsity, options, context) -> Pruning``.
 
@@ -229,7 +232,7 @@ def register_method(
     def decorate(function: MethodFunction) -> MethodFunction:
         if name in _METHODS:
             raise TopopruneError(f"a pruning method named {name!r} is already registered")
-        _METHODS[name] = Method(name, protocol, options, function, match, check)
+        _METHODS[name] = Method(name, protocol, options, function, match, check, sweep)
         return function
 
     return decorate
