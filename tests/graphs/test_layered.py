@@ -448,3 +448,25 @@ def test_references_of_a_sparse_graph_stay_connected():
         for kind in ("random", "lattice"):
             reference = layered_reference(blocks, kind=kind, seed=seed)
             assert nx.is_connected(nx.from_numpy_array(reference))
+
+
+def test_rewire_across_keeps_links_out_degrees_and_coverage():
+    from topoprune.graphs.layered import rewire_across
+
+    blocks = [local_block(16, 12, 48), local_block(12, 10, 30), local_block(10, 4, 12)]
+    moved, skips = rewire_across(blocks, 0.6, np.random.default_rng(3))
+    assert skips, "p = 0.6 over three layers moves some links past the next layer"
+    total = sum(int(b.sum()) for b in moved) + sum(int(s.sum()) for s in skips.values())
+    assert total == sum(int(b.sum()) for b in blocks)
+    for f, block in enumerate(moved):
+        out_degree = block.sum(axis=0) + sum(
+            s.sum(axis=0) for (src, _), s in skips.items() if src == f
+        )
+        assert (out_degree == blocks[f].sum(axis=0)).all()
+        assert block.any(axis=1).all()  # every unit of the next layer keeps an input
+    for (f, t), skip in skips.items():
+        assert t > f + 1 and skip.shape == (moved[t - 1].shape[0], moved[f].shape[1])
+    again = rewire_across(blocks, 0.6, np.random.default_rng(3))
+    assert all(np.array_equal(a, b) for a, b in zip(again[0], moved, strict=True))
+    unchanged, none = rewire_across(blocks, 0.0, np.random.default_rng(3))
+    assert not none and all(np.array_equal(a, b) for a, b in zip(unchanged, blocks, strict=True))

@@ -146,7 +146,9 @@ def test_unknown_or_ill_typed_options_are_one_line(options, message):
 
 
 def test_an_unknown_method_names_the_registered_ones():
-    with pytest.raises(TopopruneError, match="unknown pruning method 'magic': use one of rgp"):
+    with pytest.raises(
+        TopopruneError, match="unknown pruning method 'magic': use one of l1, lattice, random"
+    ):
         prune(create_model("resnet20"), "magic", 0.5)
 
 
@@ -191,7 +193,9 @@ def test_the_shared_code_names_no_method(relative):
     assert not names & _string_constants(SRC / relative)
 
 
-@pytest.mark.parametrize("name", ["registry", "match", "baselines", "rgp", "api"])
+@pytest.mark.parametrize(
+    "name", ["registry", "match", "baselines", "rgp", "api", "smallworld", "skips"]
+)
 def test_docstring_examples_hold(name):
     module = importlib.import_module(f"topoprune.pruning.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -11,7 +11,7 @@ import torch
 from topoprune.errors import TopopruneError
 from topoprune.graphs.layered import local_block
 from topoprune.models import create_model
-from topoprune.pruning import prune
+from topoprune.pruning import PruneResult, prune
 from topoprune.pruning.smallworld import mask_topology, unit_blocks
 
 MNIST = (1, 28, 28)
@@ -98,3 +98,50 @@ def test_rgp_and_random_masks_read_as_the_same_layered_graph():
     assert blocks == []
     projected = create_model("cresnet18")  # its projection shortcuts do not chain
     assert mask_topology(projected, {}) == {"chain": False}
+
+
+def test_cross_layer_links_become_masked_skip_projections_that_replay(tmp_path):
+    model = create_model("lenet5", in_channels=1, seed=0)
+    result = prune(model, "smallworld", 0.8, cross_layer=True, rewire_p=0.5, topology_samples=1)
+    assert result.skips and all(spec["target"] in ("fc2", "fc3") for spec in result.skips)
+    skip = model.skip_projections[0].linear
+    assert torch.equal(skip.weight_mask.bool(), result.masks["skip_projections.0.linear"])
+    links_in_blocks = sum(row["links"] for row in result.layers)
+    skip_links = sum(result.metrics["skip_links"].values())
+    _, plain = caffe_free(model_name="lenet5", sparsity=0.8)
+    assert links_in_blocks + skip_links == sum(row["links"] for row in plain.layers)
+    assert result.metrics["topology"]["triangle_clustering"] > 0
+    assert result.metrics["topology"]["sigma"] is not None
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        out = model(x)
+        saved = [s.linear.weight_orig.clone() for s in model.skip_projections]
+        for projection in model.skip_projections:
+            projection.linear.weight_orig.zero_()
+        assert not torch.allclose(model(x), out)  # the skips take part in the forward pass
+        for projection, weight in zip(model.skip_projections, saved, strict=True):
+            projection.linear.weight_orig.copy_(weight)
+    result.save(tmp_path / "sw.pt")
+    fresh = create_model("lenet5", in_channels=1, seed=1)
+    PruneResult.load(tmp_path / "sw.pt").apply_to(fresh)
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(fresh(x), out)
+
+
+def caffe_free(model_name: str, sparsity: float):
+    model = create_model(model_name, in_channels=1, seed=0)
+    return model, prune(model, "smallworld", sparsity, rewire_p=0.5, topology=False)
+
+
+def test_cross_layer_needs_a_linear_stack():
+    with pytest.raises(TopopruneError, match="cross_layer needs at least two chained Linear"):
+        prune(create_model("resnet20"), "smallworld", 0.5, cross_layer=True, topology=False)
+
+
+def test_position_flatten_reaches_2_3_percent_of_the_classic_lenet5():
+    model = create_model("lenet5", in_channels=1)
+    result = prune(model, "smallworld", 0.977, flatten="position", input_size=MNIST)
+    assert abs(result.metrics["params_reduction"] - 0.977) <= 0.003
+    assert result.layers[2]["units"] == [400, 120]  # fc1: every flattened input is a node
+    assert result.metrics["topology"]["nodes"] == 1 + 6 + 16 + 400 + 120 + 84 + 10

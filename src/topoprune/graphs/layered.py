@@ -53,6 +53,7 @@ __all__ = [
     "layered_metrics",
     "layered_reference",
     "local_block",
+    "rewire_across",
     "rewire_block",
     "smallworld_blocks",
     "square_clustering",
@@ -280,6 +281,63 @@ def rewire_block(block: np.ndarray, p: float, rng: np.random.Generator) -> np.nd
         in_degree[out] -= 1
         in_degree[target] += 1
     return np.ascontiguousarray(by_input.T)
+
+
+def rewire_across(
+    blocks: Sequence[np.ndarray], p: float, rng: np.random.Generator
+) -> tuple[list[np.ndarray], dict[tuple[int, int], np.ndarray]]:
+    """Watts–Strogatz rewiring across layers: a rewired link may land in any later layer.
+
+    ``blocks`` link node layers 0..L (block ``l`` is ``(m_{l+1}, m_l)``). Each link of block
+    ``f`` (input by input, outputs ascending, one ``rng.random`` draw per link, all drawn first)
+    is picked with probability ``p`` and moved to a unit drawn uniformly from every unit of the
+    layers ``f + 1 .. L`` that its input is not linked to; landing in layer ``t > f + 1`` makes a
+    skip link, returned in ``skips[(f, t)]`` of shape ``(m_t, m_f)``. Every input keeps its
+    out-degree and the link count stays; as in :func:`rewire_block`, a move that would leave a
+    unit of the next layer without an input is refused.
+
+    >>> blocks = [local_block(4, 4, 8), local_block(4, 4, 8), local_block(4, 2, 4)]
+    >>> moved, skips = rewire_across(blocks, 0.5, np.random.default_rng(1))
+    >>> sum(int(b.sum()) for b in moved) + sum(int(k.sum()) for k in skips.values())
+    20
+    """
+    p = _check_probability(p)
+    moved = [_as_block(block, "a block").copy() for block in blocks]
+    sizes = [moved[0].shape[1], *(block.shape[0] for block in moved)]
+    skips: dict[tuple[int, int], np.ndarray] = {}
+    for f, block in enumerate(moved):
+        later = [(t, unit) for t in range(f + 1, len(sizes)) for unit in range(sizes[t])]
+        in_degree = block.sum(axis=1)
+        guard = int(in_degree.sum()) >= block.shape[0]
+        outs, ins = np.nonzero(block)
+        order = np.lexsort((outs, ins))
+        picked = rng.random(len(order)) < p
+        for index in order[picked].tolist():
+            source, out = int(ins[index]), int(outs[index])
+            if guard and in_degree[out] == 1:
+                continue
+
+            free = [
+                (t, unit)
+                for t, unit in later
+                if not (
+                    block[unit, source]
+                    if t == f + 1
+                    else (f, t) in skips and skips[(f, t)][unit, source]
+                )
+            ]
+            if not free:
+                continue
+            t, unit = free[int(rng.integers(len(free)))]
+            block[out, source] = False
+            in_degree[out] -= 1
+            if t == f + 1:
+                block[unit, source] = True
+                in_degree[unit] += 1
+            else:
+                skip = skips.setdefault((f, t), np.zeros((sizes[t], sizes[f]), dtype=bool))
+                skip[unit, source] = True
+    return moved, skips
 
 
 def smallworld_blocks(

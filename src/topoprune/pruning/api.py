@@ -58,6 +58,10 @@ def prune(
     context = PruneContext(layers, checked.common.seed, input_size, data, include, exclude)
     dense = copy.deepcopy(model) if input_size is not None else None
     outcome = spec.function(model, sparsity, checked.method, context)
+    if outcome.skips:
+        from topoprune.pruning.skips import attach_skips
+
+        attach_skips(model, outcome.skips, seed=checked.common.seed)
     apply_masks(model, outcome.masks)
     metrics = {"nominal_reduction": sparsity, **outcome.metrics}
     counted = model
@@ -76,7 +80,14 @@ def prune(
         del call["graph"]
     record = {"call": call, "protocol": spec.protocol, "graph_given": given_graph}
     return PruneResult(
-        method, outcome.masks, record, outcome.graph, metrics, rows, widths=outcome.widths
+        method,
+        outcome.masks,
+        record,
+        outcome.graph,
+        metrics,
+        rows,
+        widths=outcome.widths,
+        skips=outcome.skips,
     )
 
 

@@ -55,6 +55,8 @@ class PruneResult:
         params/MACs reduction), JSON-serialisable.
     layers: one JSON row per masked layer (name, shape, nodes, degree, kept fraction).
     widths: for ``search`` methods, the width list of the narrower model to build and train.
+    skips: skip projections the method added between Linear layers (re-added by
+        :meth:`apply_to` before the masks).
     """
 
     method: str
@@ -64,6 +66,7 @@ class PruneResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     layers: list[dict[str, Any]] = field(default_factory=list)
     widths: list[int] | None = None
+    skips: list[dict[str, Any]] | None = None
 
     @property
     def protocol(self) -> str:
@@ -72,6 +75,10 @@ class PruneResult:
 
     def apply_to(self, model: nn.Module) -> nn.Module:
         """Mask a fresh model of the same architecture in place and return it."""
+        if self.skips:
+            from topoprune.pruning.skips import attach_skips
+
+            attach_skips(model, self.skips, seed=self.record["call"].get("seed", 0))
         return apply_masks(model, self.masks)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +89,7 @@ class PruneResult:
             "metrics": self.metrics,
             "layers": self.layers,
             "widths": self.widths,
+            "skips": self.skips,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -115,4 +123,5 @@ class PruneResult:
             metrics=state["metrics"],
             layers=state["layers"],
             widths=state.get("widths"),
+            skips=state.get("skips"),
         )

@@ -139,6 +139,8 @@ class Pruning:
     layers: one JSON row per masked layer (name, shape, kept fraction, ...); made from the masks
         when the method gives none.
     widths: for ``search`` methods, the model's width list to build and train.
+    skips: skip projections to add between Linear layers before the masks
+        (:func:`topoprune.pruning.skips.attach_skips` specs); their masks are in ``masks``.
     """
 
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -146,6 +148,7 @@ class Pruning:
     metrics: dict[str, Any] = field(default_factory=dict)
     layers: list[dict[str, Any]] = field(default_factory=list)
     widths: list[int] | None = None
+    skips: list[dict[str, Any]] | None = None
 
 
 MethodFunction = Callable[[nn.Module, float, Any, PruneContext], Pruning]
@@ -244,16 +247,18 @@ def unregister_method(name: str) -> None:
 
 
 def list_methods() -> list[Method]:
-    """Every registered method, in registration order."""
+    """Every registered method, by name."""
     _load_builtin_methods()
-    return list(_METHODS.values())
+    return [_METHODS[name] for name in sorted(_METHODS)]
 
 
 def get_method(name: str) -> Method:
     """The method registered as ``name``; one clear error naming the others otherwise."""
     _load_builtin_methods()
     if not isinstance(name, str) or name not in _METHODS:
-        raise TopopruneError(f"unknown pruning method {name!r}: use one of {', '.join(_METHODS)}")
+        raise TopopruneError(
+            f"unknown pruning method {name!r}: use one of {', '.join(sorted(_METHODS))}"
+        )
     return _METHODS[name]
 
 

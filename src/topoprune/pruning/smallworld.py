@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from topoprune.errors import TopopruneError
-from topoprune.graphs.layered import layered_metrics, local_block, rewire_block
+from topoprune.graphs.layered import layered_metrics, local_block, rewire_across, rewire_block
 from topoprune.pruning.layers import PrunableLayer, prunable_layers
 from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 
@@ -62,6 +62,9 @@ class SmallWorldOptions:
     )
     topology: bool = option(True, "measure square clustering, L, sigma and omega of the graph")
     topology_samples: int = option(2, "reference graphs per small-world coefficient")
+    cross_layer: bool = option(
+        False, "rewired links of the final Linear stack may land in a later layer (skip links)"
+    )
 
 
 @dataclass(frozen=True)
@@ -176,11 +179,14 @@ def unit_blocks(masks: dict[str, torch.Tensor], units: list[LayerUnits]) -> list
     return blocks
 
 
-def chain_blocks(units: list[LayerUnits], blocks: list[np.ndarray]) -> list[np.ndarray] | None:
-    """The blocks of a layered graph through every layer in order, or None when the layers do
-    not form a chain. A position-level flatten step gets the fixed block that links each
-    position to its channel (the feature map itself), so that paths run through it."""
-    chained = [blocks[0]]
+def chain_blocks(
+    units: list[LayerUnits], blocks: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[int]] | None:
+    """The blocks of a layered graph through every layer in order and the index of each layer's
+    block among them, or None when the layers do not form a chain. A position-level flatten step
+    gets the fixed block that links each position to its channel (the feature map itself), so
+    that paths run through it."""
+    chained, offsets = [blocks[0]], [0]
     for before, unit, block in zip(units, units[1:], blocks[1:], strict=False):
         if unit.in_units != before.out_units:
             positions, rest = divmod(unit.in_units, before.out_units)
@@ -188,8 +194,43 @@ def chain_blocks(units: list[LayerUnits], blocks: list[np.ndarray]) -> list[np.n
                 return None
             channel_of = np.arange(unit.in_units) // positions
             chained.append(channel_of[:, None] == np.arange(before.out_units)[None, :])
+        offsets.append(len(chained))
         chained.append(block)
-    return chained
+    return chained, offsets
+
+
+def linear_stack(units: list[LayerUnits]) -> int:
+    """Index of the first layer of the trailing run of chained Linear layers."""
+    start = len(units)
+    while (
+        start > 0
+        and isinstance(units[start - 1].layer.module, nn.Linear)
+        and (start == len(units) or units[start].in_units == units[start - 1].out_units)
+    ):
+        start -= 1
+    return start
+
+
+def _skip_projections(
+    units: list[LayerUnits], start: int, links: dict[tuple[int, int], np.ndarray]
+) -> tuple[list[dict[str, Any]], dict[str, torch.Tensor]]:
+    """Skip specs and their masks for cross-layer links of the Linear stack from ``start``:
+    stack link (f, t) runs from the input of layer ``start + f`` to the output of layer
+    ``start + t - 1``."""
+    specs, masks = [], {}
+    for index, ((f, t), block) in enumerate(sorted(links.items())):
+        source, target = units[start + f], units[start + t - 1]
+        specs.append(
+            {
+                "source": source.layer.name,
+                "target": target.layer.name,
+                "in": source.layer.module.in_features,
+                "out": target.out_units,
+            }
+        )
+        spread = torch.from_numpy(block).repeat_interleave(source.spread, dim=1)
+        masks[f"skip_projections.{index}.linear"] = spread.clone()
+    return specs, masks
 
 
 def mask_topology(
@@ -214,7 +255,7 @@ def mask_topology(
     chained = chain_blocks(units, unit_blocks(masks, units))
     if chained is None:
         return {"chain": False}
-    return {"chain": True, **layered_metrics(chained, samples=samples, seed=seed)}
+    return {"chain": True, **layered_metrics(chained[0], samples=samples, seed=seed)}
 
 
 def _match_params(
@@ -244,30 +285,48 @@ def smallworld(
     total = sum(p.numel() for p in model.parameters())
     links = plan_links(units, total, sparsity, options.density)
     rng = np.random.default_rng(context.seed)
-    masks, rows, blocks = {}, [], []
-    for unit, count in zip(units, links, strict=True):
-        block = rewire_block(
-            local_block(unit.in_units, unit.out_units, int(count)), options.rewire_p, rng
+    blocks = [
+        local_block(u.in_units, u.out_units, int(c)) for u, c in zip(units, links, strict=True)
+    ]
+    start = linear_stack(units) if options.cross_layer else len(units)
+    if options.cross_layer and len(units) - start < 2:
+        raise TopopruneError(
+            "cross_layer needs at least two chained Linear layers at the end of the model "
+            "(e.g. LeNet's classifier)"
         )
-        blocks.append(block)
+    blocks[:start] = [rewire_block(block, options.rewire_p, rng) for block in blocks[:start]]
+    skipping: dict[tuple[int, int], np.ndarray] = {}
+    if options.cross_layer:
+        blocks[start:], skipping = rewire_across(blocks[start:], options.rewire_p, rng)
+    specs, masks = _skip_projections(units, start, skipping)
+    rows = []
+    for unit, block in zip(units, blocks, strict=True):
         masks[unit.layer.name] = _weight_mask(block, unit)
         rows.append(
             {
                 "name": unit.layer.name,
                 "shape": list(unit.layer.module.weight.shape),
                 "units": [unit.in_units, unit.out_units],
-                "links": int(count),
-                "kept": int(count) / unit.pairs,
+                "links": int(block.sum()),
+                "kept": int(block.sum()) / unit.pairs,
             }
         )
     masked = sum(u.layer.module.weight.numel() for u in units)
     removed = masked - sum(int(mask.sum()) for mask in masks.values())
     metrics: dict[str, Any] = {"nominal_reduction": removed / masked}
+    if skipping:
+        metrics["skip_links"] = {f"{f}->{t}": int(b.sum()) for (f, t), b in skipping.items()}
     chained = chain_blocks(units, blocks) if options.topology else None
     if chained is not None:
-        samples = options.topology_samples
+        chain, offsets = chained
+        skips = {
+            (offsets[start + f], offsets[start + t - 1] + 1): block
+            for (f, t), block in skipping.items()
+        }
         metrics["topology"] = {
             "chain": True,
-            **layered_metrics(chained, samples=samples, seed=context.seed),
+            **layered_metrics(
+                chain, skips=skips, samples=options.topology_samples, seed=context.seed
+            ),
         }
-    return Pruning(masks=masks, metrics=metrics, layers=rows)
+    return Pruning(masks=masks, metrics=metrics, layers=rows, skips=specs or None)
