@@ -135,7 +135,9 @@ def _describe(config: BenchConfig) -> list[str]:
     schedule = t.schedule + (
         f" (x{t.gamma} at {', '.join(map(str, t.milestones))})" if t.schedule == "multistep" else ""
     )
-    steps = "" if t.max_steps_per_epoch is None else f", at most {t.max_steps_per_epoch} steps"
+    steps = (
+        "" if t.max_steps_per_epoch is None else f", at most {t.max_steps_per_epoch} steps per epoch"
+    )
     methods = ", ".join(
         m.label + (f" ({', '.join(f'{k}={v}' for k, v in m.options.items())})" if m.options else "")
         for m in config.methods
@@ -144,7 +146,7 @@ def _describe(config: BenchConfig) -> list[str]:
         f"Model `{config.model}`"
         + (f" (widths {list(config.widths)})" if config.widths else "")
         + f" on `{config.dataset}`; seeds {', '.join(map(str, config.seeds))}.",
-        f"Training, the same budget for every method: {t.epochs} epochs{steps} per epoch, "
+        f"Training, the same budget for every method: {t.epochs} epochs{steps}, "
         f"batch {t.batch_size}, SGD lr {t.lr:g} (momentum {t.momentum:g}, weight decay "
         f"{t.weight_decay:g}), {schedule} schedule, label smoothing {t.label_smoothing:g}.",
         f"Methods: {methods}.",
