@@ -136,7 +136,9 @@ def _describe(config: BenchConfig) -> list[str]:
         f" (x{t.gamma} at {', '.join(map(str, t.milestones))})" if t.schedule == "multistep" else ""
     )
     steps = (
-        "" if t.max_steps_per_epoch is None else f", at most {t.max_steps_per_epoch} steps per epoch"
+        ""
+        if t.max_steps_per_epoch is None
+        else f", at most {t.max_steps_per_epoch} steps per epoch"
     )
     methods = ", ".join(
         m.label + (f" ({', '.join(f'{k}={v}' for k, v in m.options.items())})" if m.options else "")

@@ -239,10 +239,12 @@ def mask_topology(
     *,
     samples: int = 2,
     seed: int = 0,
+    flatten: str = "channel",
 ) -> dict[str, Any]:
     """Square clustering, L, sigma and omega of any masks read as a layered graph over every
-    conv and Linear layer (unmasked layers dense), so that small-world, RGP and random masks of
-    the same density compare on one scale. None where the layers do not form a chain.
+    conv and Linear layer (unmasked layers dense; ``flatten`` as small-world's option), so that
+    small-world, RGP and random masks of the same density compare on one scale.
+    ``{"chain": False}`` where the layers do not form a chain.
 
     >>> from topoprune.models import create_model
     >>> from topoprune.pruning import prune
@@ -251,7 +253,7 @@ def mask_topology(
     >>> mask_topology(model, result.masks, samples=1)["path_length"] > 1
     True
     """
-    units = layer_units(prunable_layers(model, ends=True))
+    units = layer_units(prunable_layers(model, ends=True), flatten)
     chained = chain_blocks(units, unit_blocks(masks, units))
     if chained is None:
         return {"chain": False}
