@@ -66,7 +66,7 @@ def test_a_finished_search_resumes_without_training(tmp_path, monkeypatch):
 
 
 def test_the_method_default_grid_and_bad_grids():
-    assert len(sweep_grid("smallworld", None)) == 10
+    assert len(sweep_grid("smallworld", None)) == 15
     with pytest.raises(TopopruneError, match="rgp has no default sweep"):
         sweep_grid("rgp", None)
 

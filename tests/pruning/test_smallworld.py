@@ -145,3 +145,11 @@ def test_position_flatten_reaches_2_3_percent_of_the_classic_lenet5():
     assert abs(result.metrics["params_reduction"] - 0.977) <= 0.003
     assert result.layers[2]["units"] == [400, 120]  # fc1: every flattened input is a node
     assert result.metrics["topology"]["nodes"] == 1 + 6 + 16 + 400 + 120 + 84 + 10
+
+
+def test_the_er_rule_gives_every_unit_about_the_same_number_of_links():
+    model = create_model("lenet5-caffe", in_channels=1)
+    result = prune(model, "smallworld", 0.977, flatten="position", density="er", topology=False)
+    free = [row for row in result.layers if row["kept"] < 1]  # conv1 (one input) is full
+    per_unit = [row["links"] / sum(row["units"]) for row in free]
+    assert max(per_unit) - min(per_unit) < 0.01 * max(per_unit)

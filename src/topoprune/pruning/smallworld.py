@@ -15,7 +15,9 @@ every choice an option:
   probability ``rewire_p`` inside the same layer pair, Watts–Strogatz style
   (:mod:`topoprune.graphs.layered`). Every unit keeps at least one input and one output.
 - Per-layer density: by default proportional to (fan_in · fan_out)^(−1/2) (``density="sqrt"``;
-  ``"uniform"`` gives every layer the same density), scaled so that the whole model loses
+  ``"uniform"`` gives every layer the same density; ``"er"`` is the Erdős–Rényi rule of Mocanu
+  et al., Nature Communications 2018, on units: (m_in + m_out)/(m_in · m_out), about the same
+  number of links per unit in every layer), scaled so that the whole model loses
   ``sparsity`` of its parameters, biases and BatchNorm counted, to within 0.3 points. Because
   the graph spans input to output, the first conv and the classifier are masked too (the
   paper's 2.3% of LeNet-5 cannot be reached otherwise); ``keep_ends=True`` leaves them dense.
@@ -39,7 +41,7 @@ from topoprune.graphs.layered import layered_metrics, local_block, rewire_across
 from topoprune.pruning.layers import PrunableLayer, prunable_layers
 from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 
-DENSITY_RULES = ("sqrt", "uniform")
+DENSITY_RULES = ("sqrt", "uniform", "er")
 FLATTEN_UNITS = ("channel", "position")
 TOLERANCE = 0.003  # of the model's params, the largest miss of the requested sparsity
 
@@ -51,7 +53,7 @@ class SmallWorldOptions:
     rewire_p: float = option(0.1, "probability that a local link is rewired inside its layer pair")
     density: str = option(
         "sqrt",
-        "per-layer density rule: sqrt = (fan_in*fan_out)^-1/2, uniform",
+        "per-layer density: sqrt = (fan_in*fan_out)^-1/2, uniform, er = (m_in+m_out)/(m_in*m_out)",
         choices=DENSITY_RULES,
     )
     keep_ends: bool = option(False, "leave the first conv and the classifier dense")
@@ -117,8 +119,11 @@ def _kept_links(units: list[LayerUnits], scale: float, rates: np.ndarray) -> np.
 
 
 def _density_rates(units: list[LayerUnits], rule: str) -> np.ndarray:
+    """Each layer's density up to the common scale, shape (layers,)."""
     if rule == "uniform":
         return np.ones(len(units))
+    if rule == "er":
+        return np.array([(u.in_units + u.out_units) / u.pairs for u in units])
     fan = np.array(
         [
             (u.layer.module.weight.numel() / u.out_units)
