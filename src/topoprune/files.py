@@ -54,3 +54,28 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 def write_jsonl(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     """Atomically (re)write a JSON-lines file with one row per line."""
     return write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+
+def can_create(folder: Path) -> bool:
+    """Whether a file can be created in the existing ``folder`` (a probe is made and removed)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".probe.", suffix=".tmp", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Refuse a ``folder`` that could not be created or written, before any work starts."""
+    from topoprune.errors import TopopruneError
+
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TopopruneError(f"cannot make the folder {folder}: {existing} is a file")
+    if not can_create(existing):
+        raise TopopruneError(f"cannot write in {existing}: choose another --out")

@@ -85,8 +85,12 @@ def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr("topoprune.experiments.protocols.run_pruned", must_not_train)
-    assert main(argv) == 0
+    assert main(argv) == 2  # the folder holds a study: continuing it needs --resume
+    assert main([*argv, "--resume"]) == 0
     assert len((out / aspl_study.RUNS_FILE).read_text().splitlines()) == 6
+    changed = [*argv, "--resume"]
+    changed[changed.index("--degree") + 1] = "2"
+    assert main(changed) == 2  # another degree would reuse the old bank: refused
 
 
 def test_study_bad_input_exits_2(tmp_path, capsys):

@@ -123,7 +123,7 @@ def test_a_config_round_trips_through_its_dict():
         ({"training": {"seed": 3}}, "training.seed is not used"),
         ({"training": {"epochs": 2, "lrate": 0.1}}, "unknown key 'lrate' in training"),
         ({"training": {"epochs": "two"}}, "training.epochs must be of type int"),
-        ({"training": {"epochs": 2, "lr": -1}}, "learning rate must be > 0"),
+        ({"training": {"epochs": 2, "lr": -1}}, "learning rate must be a finite number > 0"),
         ({"training": {"epochs": 2, "milestones": ["a"]}}, "every item of training.milestones"),
         ({"training": {"epochs": 2, "max_steps_per_epoch": 0}}, "max_steps_per_epoch must be"),
         ({"latency_batch": 0}, "latency_batch must be an integer >= 1 or null"),

@@ -34,7 +34,7 @@ def test_l1_trains_prunes_fine_tunes_then_resumes_to_the_same_numbers(tmp_path, 
     )
     options = {"pretrain_fraction": 0.5, "finetune_lr_scale": 0.5}
 
-    def run(latency_batch):
+    def run(latency_batch, resume=False):
         return run_pruned(
             "lenet5",
             "digits",
@@ -46,6 +46,7 @@ def test_l1_trains_prunes_fine_tunes_then_resumes_to_the_same_numbers(tmp_path, 
             progress=False,
             latency_batch=latency_batch or 1,
             measure_speed=latency_batch is not None,
+            resume=resume,
         )
 
     first = run(2)
@@ -68,6 +69,8 @@ def test_l1_trains_prunes_fine_tunes_then_resumes_to_the_same_numbers(tmp_path, 
         raise AssertionError("a finished phase was trained again")
 
     monkeypatch.setattr(Trainer, "_train_epoch", must_not_train)
-    again = run(None)
+    with pytest.raises(TopopruneError, match="already holds a run: --resume to continue it"):
+        run(None)
+    again = run(None, resume=True)
     assert again.summary.test_acc == first.summary.test_acc
     assert again.pruning.metrics["channels"] == channels and again.latency_ms == {}

@@ -165,11 +165,13 @@ def test_bad_input_raises_one_clear_error(kwargs, fragment):
 
 def test_mismatched_replay_is_refused(tmp_path):
     result = prune(create_model("resnet20"), "lattice", sparsity=0.75, nodes=16)
-    with pytest.raises(TopopruneError, match="same architecture"):
+    with pytest.raises(TopopruneError, match="the same number of layers but other shapes"):
         result.apply_to(
             create_model("resnet20", widths=[2 * w for w in default_widths("resnet20")])
         )
-    with pytest.raises(TopopruneError, match="no layer"):
+    with pytest.raises(TopopruneError, match="20 conv and Linear layers, this model has 56"):
+        result.apply_to(create_model("resnet56"))  # its first layers match resnet20's names
+    with pytest.raises(TopopruneError, match="made for another architecture"):
         result.apply_to(create_model("lenet5"))
     (tmp_path / "junk.pt").write_bytes(b"not a result")
     with pytest.raises(TopopruneError, match="not a topoprune pruning result"):

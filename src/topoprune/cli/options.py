@@ -39,6 +39,7 @@ def add_training_options(parser: argparse.ArgumentParser, *, epochs: int = 1) ->
     parser.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch")
     parser.add_argument("--out", default=None, help="run folder (log, checkpoint, result)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
@@ -60,6 +61,7 @@ def run_options(args: argparse.Namespace) -> dict:
         "out_dir": args.out,
         "progress": not args.no_progress,
         "widths": parse_widths(args.widths),
+        "overwrite": args.overwrite,
     }
 
 
@@ -75,6 +77,8 @@ def training_config(args: argparse.Namespace):  # -> TrainConfig (torch imported
         ) from err
     if args.resume and args.out is None:
         raise TopopruneError("--resume needs --out DIR pointing at the run to continue")
+    if args.resume and args.overwrite:
+        raise TopopruneError("--resume and --overwrite contradict each other: choose one")
     return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,

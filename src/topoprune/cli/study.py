@@ -40,6 +40,7 @@ def run_aspl(args: argparse.Namespace) -> int:
         graphs=args.graphs,
         seeds=args.seeds,
         bank_seconds=args.bank_seconds,
+        resume=args.resume,
         **run_options(args),
     )
     print(

@@ -14,14 +14,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from topoprune.experiments.records import run_record
     from topoprune.experiments.runs import run_training
 
+    config = training_config(args)
+    options = run_options(args)
+    record = run_record(
+        model=args.model,
+        dataset=args.dataset,
+        config=config,
+        root=options["root"],
+        split_seed=options["split_seed"],
+        widths=options["widths"],
+    )
     summary = run_training(
-        args.model,
-        args.dataset,
-        training_config(args),
-        resume=args.resume,
-        **run_options(args),
+        args.model, args.dataset, config, resume=args.resume, record=record, **options
     )
     print(summary.describe())
     return 0

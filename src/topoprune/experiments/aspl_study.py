@@ -112,12 +112,33 @@ def run_study(
     bank_seconds: float = 60.0,
     widths: list[int] | None = None,
     progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> StudyResult:
-    """Train ``graphs × seeds`` RGP-pruned networks and correlate ASPL with test accuracy."""
-    from topoprune.experiments.protocols import run_pruned
+    """Train ``graphs × seeds`` RGP-pruned networks and correlate ASPL with test accuracy.
 
+    ``out_dir`` is claimed like a run folder (its record holds the study's settings): a study
+    already there continues only with ``resume`` and the same settings, or is replaced with
+    ``overwrite``. Finished runs are read back; a run cut off mid-way continues.
+    """
+    from topoprune.experiments.protocols import run_pruned
+    from topoprune.experiments.records import RECORD_FILE, check_out_path, claim_folder, run_record
+
+    config.validate()
     out = Path(out_dir)
+    check_out_path(out)
+    study = {"nodes": nodes, "degree": degree, "graphs": graphs, "seeds": seeds}
+    record = run_record(
+        model=model,
+        dataset=dataset,
+        config=config,
+        root=root,
+        split_seed=split_seed,
+        widths=widths,
+        extra={"study": {**study, "bank_seconds": bank_seconds}},
+    )
     too_small = _layers_below(model, dataset, nodes, root=root, widths=widths)
+    claim_folder(out, record, resume=resume, overwrite=overwrite)
     entries = load_or_make_bank(out / "bank", nodes, degree, graphs, config.seed, bank_seconds)
     runs_path = out / RUNS_FILE
     rows = (
@@ -141,7 +162,7 @@ def run_study(
                 root=root,
                 split_seed=split_seed,
                 out_dir=run_dir,
-                resume=(run_dir / "checkpoint.pt").exists(),  # a run cut off mid-way
+                resume=(run_dir / RECORD_FILE).exists(),  # a run cut off mid-way
                 progress=progress,
                 measure_speed=False,
                 widths=widths,

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from topoprune.errors import TopopruneError
 from topoprune.experiments.bench_config import DENSE, BenchConfig, Job, load_config
+from topoprune.experiments.records import RECORD_FILE
 from topoprune.files import write_json, write_jsonl
 
 CONFIG_FILE = "bench.json"
@@ -107,7 +108,7 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         prune_options={"seed": job.seed, **job.method.options, **overrides},
         root=config.root,
         out_dir=folder,
-        resume=(folder / "checkpoint.pt").exists() or (folder / "pretrain").exists(),
+        resume=(folder / RECORD_FILE).exists(),  # a run cut off mid-way continues
         progress=progress,
         latency_batch=config.latency_batch or 1,
         label=job.method.label,

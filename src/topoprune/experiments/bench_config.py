@@ -302,7 +302,9 @@ def _read(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
     if not path.is_file():
         raise TopopruneError(f"no bench config at {path}: pass a YAML file (see configs/)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise TopopruneError(f"{path} is not a text file, so not a YAML config") from None
     except yaml.YAMLError as err:
         first = str(err).strip().splitlines()[0]
         raise TopopruneError(f"{path} is not valid YAML: {first}") from None

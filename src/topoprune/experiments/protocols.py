@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from topoprune.errors import TopopruneError
+from topoprune.experiments.records import check_out_path, claim_folder, run_record
 from topoprune.experiments.run_report import markdown_report
 from topoprune.experiments.runs import RunSetup, RunSummary, run_training, setup_run, train_setup
 from topoprune.files import write_json, write_text
@@ -72,9 +74,14 @@ class PrunedRun:
         }
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunPlan:
-    """Where and how a run trains: data, output folder, resuming, progress."""
+    """Where and how a run trains: data, output folder and its record, resuming, progress.
+
+    The runners call :meth:`claim` once every input has been checked (data loaded, model built,
+    the pruning done or about to be read back) and before anything is written to the folder
+    (:func:`topoprune.experiments.records.claim_folder`).
+    """
 
     model_name: str
     dataset: str
@@ -84,6 +91,9 @@ class RunPlan:
     out_dir: Path | None = None
     resume: bool = False
     progress: bool = True
+    record: dict[str, Any] | None = None
+    overwrite: bool = False
+    claimed: bool = False
 
     def setup(self, seed: int, widths: list[int] | None = None) -> RunSetup:
         return setup_run(
@@ -95,8 +105,15 @@ class RunPlan:
             widths=self.widths if widths is None else widths,
         )
 
+    def claim(self) -> None:
+        """Claim the output folder with the run record (once)."""
+        if not self.claimed and self.out_dir is not None and self.record is not None:
+            claim_folder(self.out_dir, self.record, resume=self.resume, overwrite=self.overwrite)
+        self.claimed = True
+
     def resumable(self, folder: Path | None) -> bool:
-        return folder is not None and (folder / "checkpoint.pt").exists()
+        """Whether training in ``folder`` continues: a resumed run with a checkpoint there."""
+        return self.resume and folder is not None and (folder / "checkpoint.pt").exists()
 
 
 def _prune_once(
@@ -105,6 +122,7 @@ def _prune_once(
     """Prune ``setup.model`` (or re-apply the saved result of a resumed run); (result, seconds)."""
     saved = plan.out_dir / PRUNE_FILE if plan.out_dir is not None else None
     if plan.resume and saved is not None and saved.exists():
+        plan.claim()  # the record must match before the saved pruning is read back
         result = PruneResult.load(saved)
         if result.widths is None:
             result.apply_to(setup.model)
@@ -114,6 +132,7 @@ def _prune_once(
         setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
     )
     seconds = time.perf_counter() - started
+    plan.claim()
     if saved is not None:
         result.save(saved)
     return result, seconds
@@ -128,7 +147,7 @@ def _at_init(
         setup,
         config,
         out_dir=plan.out_dir,
-        resume=plan.resume,
+        resume=plan.resumable(plan.out_dir),
         progress=plan.progress,
         record={"pruning": result.record},
     )
@@ -148,6 +167,8 @@ def _after_training(
     schedule = check_options(get_method(method), options).protocol
     schedule.validate(config.epochs)
     dense_epochs, finetune_epochs = schedule.epochs(config.epochs)
+    setup = plan.setup(config.seed)
+    plan.claim()  # before the dense phase writes to the folder
     pretrain_dir = plan.out_dir / PRETRAIN_DIR if plan.out_dir is not None else None
     pretrain = run_training(
         plan.model_name,
@@ -160,7 +181,6 @@ def _after_training(
         progress=plan.progress,
         widths=plan.widths,
     )
-    setup = plan.setup(config.seed)
     setup.model.load_state_dict(pretrain.trained.state_dict())
     started = time.perf_counter()
     result = prune(
@@ -189,7 +209,7 @@ def _search(
         setup,
         config,
         out_dir=plan.out_dir,
-        resume=plan.resume,
+        resume=plan.resumable(plan.out_dir),
         progress=plan.progress,
         record={"pruning": result.record, "searched_widths": result.widths},
     )
@@ -216,9 +236,29 @@ def run_pruned(
     label: str | None = None,
     widths: list[int] | None = None,
     measure_speed: bool = True,
+    overwrite: bool = False,
 ) -> PrunedRun:
-    """Train ``model_name`` on ``dataset`` pruned by ``method`` (dense when None) and report."""
+    """Train ``model_name`` on ``dataset`` pruned by ``method`` (dense when None) and report.
+
+    Every input is checked before anything is written; ``out_dir`` gets the run record
+    (``run.json``): an existing run there needs ``resume`` (same record) or ``overwrite``.
+    """
     config.validate()
+    if measure_speed and latency_batch < 1:
+        raise TopopruneError(f"the latency batch must be >= 1, got {latency_batch}")
+    record = run_record(
+        model=model_name,
+        dataset=dataset,
+        config=config,
+        root=root,
+        split_seed=split_seed,
+        widths=widths,
+        method=method,
+        sparsity=sparsity,
+        options=prune_options,
+    )
+    if out_dir is not None:
+        check_out_path(Path(out_dir))
     plan = RunPlan(
         model_name,
         dataset,
@@ -228,13 +268,17 @@ def run_pruned(
         Path(out_dir) if out_dir is not None else None,
         resume,
         progress,
+        record,
+        overwrite,
     )
     if method is None:
+        setup = plan.setup(config.seed)
+        plan.claim()
         summary = train_setup(
-            plan.setup(config.seed),
+            setup,
             config,
             out_dir=plan.out_dir,
-            resume=resume,
+            resume=plan.resumable(plan.out_dir),
             progress=progress,
             record={"pruning": None},
         )

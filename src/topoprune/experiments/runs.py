@@ -148,10 +148,25 @@ def run_training(
     resume: bool = False,
     progress: bool = True,
     widths: list[int] | None = None,
+    record: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> RunSummary:
-    """Train ``model_name`` from scratch on ``dataset`` and return its summary."""
+    """Train ``model_name`` from scratch on ``dataset`` and return its summary.
+
+    With a ``record`` (:func:`topoprune.experiments.records.run_record`) the output folder is
+    claimed once every input has been checked: an existing run there needs ``resume`` with the
+    same record, or ``overwrite``.
+    """
+    from topoprune.experiments.records import check_out_path, claim_folder
+
     config.validate()  # before anything is written
+    claiming = out_dir is not None and record is not None
+    if claiming:
+        check_out_path(Path(out_dir))
     setup = setup_run(
         model_name, dataset, seed=config.seed, root=root, split_seed=split_seed, widths=widths
     )
+    if claiming:
+        claim_folder(out_dir, record, resume=resume, overwrite=overwrite)
+        resume = resume and (Path(out_dir) / "checkpoint.pt").exists()
     return train_setup(setup, config, out_dir=out_dir, resume=resume, progress=progress)

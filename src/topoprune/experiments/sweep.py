@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from topoprune.errors import TopopruneError
 from topoprune.experiments.protocols import PrunedRun, run_pruned
+from topoprune.experiments.records import RECORD_FILE
 from topoprune.files import write_json, write_text
 from topoprune.pruning import get_method
 from topoprune.pruning.registry import check_options
@@ -75,6 +77,8 @@ def run_search(
     short = replace(config, epochs=sweep_epochs)
     measure = run_kwargs.pop("measure_speed", True)
     resume = run_kwargs.pop("resume", False)
+    if run_kwargs.pop("overwrite", False) and out.exists():
+        shutil.rmtree(out)  # the whole search: its sweep and its final run
     rows = []
     for combination in combinations:
         folder = out / SWEEP_DIR / _folder_name(combination)
@@ -92,7 +96,7 @@ def run_search(
                 sparsity=sparsity,
                 prune_options={**options, **combination},
                 out_dir=folder,
-                resume=resume and (folder / "checkpoint.pt").exists(),
+                resume=resume and (folder / RECORD_FILE).exists(),
                 measure_speed=False,
                 **run_kwargs,
             )
@@ -111,7 +115,7 @@ def run_search(
         sparsity=sparsity,
         prune_options={**options, **chosen},
         out_dir=out,
-        resume=resume and (out / "checkpoint.pt").exists(),
+        resume=resume and (out / RECORD_FILE).exists(),
         measure_speed=measure,
         **run_kwargs,
     )

@@ -13,7 +13,7 @@ Candidates are scored in one of two ways (``two_hop`` in :meth:`NativeSearch.run
 
 :func:`run_native` counts wherever it can (no symmetry, diameter <= 3, n <= TWO_HOP_MAX_NODES).
 Built and cached by :mod:`topoprune.native`; without a compiler :func:`load_engine` returns
-None and the numpy search of :mod:`topoprune.graphs.swap` runs instead.
+None and the numpy search of :mod:`topoprune.graphs.swap_numpy` runs instead.
 
 >>> from topoprune.graphs.generate import random_regular, to_neighbours
 >>> from topoprune.graphs.paths import distance_stats

@@ -103,8 +103,9 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     """Read an adjacency matrix written by :func:`save_npy` (validated, uint8)."""
     try:
         adj = np.load(_existing(path), allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise TopopruneError(f"{os.fspath(path)!r} is not a readable .npy file: {err}") from None
+    except (ValueError, OSError, EOFError) as err:
+        first = str(err).split(". ")[0] or err.__class__.__name__
+        raise TopopruneError(f"{os.fspath(path)!r} is not a readable .npy file: {first}") from None
     return check_adjacency(adj)
 
 
@@ -152,7 +153,11 @@ def read_edgelist(path: str | os.PathLike, nodes: int | None = None) -> np.ndarr
     The node count is ``nodes`` if given, else the largest node number plus one.
     """
     source = os.fspath(path)
-    edges = _parse_edges(_existing(path).read_text(encoding="utf-8"), source)
+    try:
+        text = _existing(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TopopruneError(f"{source} is not a text edge list (not UTF-8)") from None
+    edges = _parse_edges(text, source)
     if nodes is None:
         if not len(edges):
             raise TopopruneError(f"{source}: the edge list is empty")
@@ -244,7 +249,7 @@ def load_json(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     source = os.fspath(path)
     try:
         document = json.loads(_existing(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TopopruneError(f"{source} is not valid JSON: {err}") from None
     if not isinstance(document, dict) or document.get("format") != _JSON_FORMAT:
         raise TopopruneError(f"{source} is not a topoprune graph file (no format {_JSON_FORMAT!r})")
@@ -306,7 +311,7 @@ def save_bank(
     """Write a graph bank: one ``<label><extension>`` file per graph plus ``index.json``/``.csv``.
 
     ``graphs`` are objects with ``adj``, ``aspl``, ``diameter`` and ``label`` (e.g.
-    ``swap.BankGraph``). The folder is created if needed. Each index row holds the label, file
+    ``swap_bank.BankGraph``). The folder is created if needed. Each index row holds the label, file
     name, n, k, ASPL, diameter and the gap to the Moore bound. Returns the ``index.json`` path.
     """
     graph_format(f"graph{extension}")

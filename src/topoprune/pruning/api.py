@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from topoprune.errors import TopopruneError
-from topoprune.pruning.base import PruneResult, apply_masks
+from topoprune.pruning.base import PruneResult, apply_masks, architecture
 from topoprune.pruning.layers import prunable_layers
 from topoprune.pruning.registry import PruneContext, check_options, get_method
 
@@ -57,6 +57,7 @@ def prune(
     layers = prunable_layers(model, include=include, exclude=exclude)
     context = PruneContext(layers, checked.common.seed, input_size, data, include, exclude)
     dense = copy.deepcopy(model) if input_size is not None else None
+    made_for = architecture(model)
     outcome = spec.function(model, sparsity, checked.method, context)
     if outcome.skips:
         from topoprune.pruning.skips import attach_skips
@@ -74,11 +75,12 @@ def prune(
         {"name": name, "shape": list(mask.shape), "kept": mask.float().mean().item()}
         for name, mask in outcome.masks.items()
     ]
-    call = {"method": method, "sparsity": sparsity, **checked.to_dict()}
-    given_graph = not isinstance(options.get("graph"), (str, type(None)))
-    if given_graph:
-        del call["graph"]
-    record = {"call": call, "protocol": spec.protocol, "graph_given": given_graph}
+    record = {
+        "call": call_record(method, sparsity, options),
+        "protocol": spec.protocol,
+        "graph_given": _array_given(options),
+        "architecture": made_for,
+    }
     return PruneResult(
         method,
         outcome.masks,
@@ -89,6 +91,28 @@ def prune(
         widths=outcome.widths,
         skips=outcome.skips,
     )
+
+
+def _array_given(options: dict[str, Any]) -> bool:
+    return not isinstance(options.get("graph"), (str, type(None)))
+
+
+def call_record(method: str, sparsity: float, options: dict[str, Any]) -> dict[str, Any]:
+    """The JSON record of a call: method, sparsity and every option with defaults filled in.
+
+    ``prune(fresh_model, **call_record(...))`` replays the call (a graph given as an array is
+    left out: the result keeps it). Checks the options like :func:`prune` does.
+
+    >>> call_record("lattice", 0.75, {"nodes": 16})["self_loops"]
+    False
+    """
+    spec = get_method(method)
+    sparsity = check_sparsity(sparsity)
+    call = {"method": method, "sparsity": sparsity}
+    call.update(check_options(spec, options, sparsity).to_dict())
+    if _array_given(options):
+        del call["graph"]
+    return call
 
 
 def _true_reduction(

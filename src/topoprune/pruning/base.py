@@ -22,6 +22,26 @@ from topoprune.files import atomic_write
 RESULT_FORMAT = 1
 
 
+def architecture(model: nn.Module) -> dict[str, Any]:
+    """A fingerprint of the conv and Linear layers of ``model``: their count and a digest of
+    their names and weight shapes, so that a result is applied only to the architecture it was
+    made for.
+
+    >>> from topoprune.models import create_model
+    >>> architecture(create_model("resnet20"))["layers"]
+    20
+    """
+    import hashlib
+
+    shapes = [
+        f"{name}:{tuple(module.weight.shape)}"
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and not name.startswith("skip_projections")
+    ]
+    digest = hashlib.sha256(";".join(shapes).encode()).hexdigest()[:16]
+    return {"layers": len(shapes), "digest": digest}
+
+
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     """Put each ``masks[name]`` (same shape as that module's weight) on ``model`` in place.
 
@@ -75,6 +95,17 @@ class PruneResult:
 
     def apply_to(self, model: nn.Module) -> nn.Module:
         """Mask a fresh model of the same architecture in place and return it."""
+        made_for, given = self.record.get("architecture"), architecture(model)
+        if made_for is not None and made_for != given:
+            differs = (
+                f"{made_for['layers']} conv and Linear layers, this model has {given['layers']}"
+                if made_for["layers"] != given["layers"]
+                else "the same number of layers but other shapes"
+            )
+            raise TopopruneError(
+                f"this pruning was made for another architecture ({differs}): "
+                "prune this model instead"
+            )
         if self.skips:
             from topoprune.pruning.skips import attach_skips
 

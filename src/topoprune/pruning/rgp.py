@@ -277,9 +277,13 @@ def match_degree(
 
 
 def check_degree(sparsity: float, options: GraphOptions) -> None:
-    """A made graph needs a valid degree at ``sparsity`` (a given graph is checked on use)."""
-    if getattr(options, "graph", None) is None:
+    """A made graph needs a valid degree at ``sparsity``; a graph file must load (whether a
+    given graph fits the layers is checked when it is mapped)."""
+    graph = getattr(options, "graph", None)
+    if graph is None:
         layer_degree(options.node_count, sparsity, options.self_loops)
+    elif isinstance(graph, str):
+        load_graph(graph)
 
 
 @register_method(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from topoprune.errors import TopopruneError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -35,6 +37,30 @@ class DistContext:
 def launched_by_torchrun() -> bool:
     """True when the usual torchrun environment variables are set with more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def check_device(requested: str) -> None:
+    """Refuse a device name torch does not know, or a CUDA device this machine lacks."""
+    if requested == "auto":
+        return
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise TopopruneError(
+            f"unknown device {requested!r}: use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TopopruneError(
+                f"--device {requested}: this machine (or this torch build) has no CUDA device; "
+                "use cpu or auto"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TopopruneError(
+                f"--device {requested}: only {torch.cuda.device_count()} CUDA devices here"
+            )
+    elif device.type not in ("cpu", "cuda"):
+        raise TopopruneError(f"--device {requested}: topoprune trains on cpu or cuda")
 
 
 def pick_device(requested: str = "auto", local_rank: int = 0) -> torch.device:

@@ -27,7 +27,7 @@ from topoprune.data.memory import InMemoryImages, to_unit_float
 from topoprune.errors import TopopruneError
 from topoprune.files import write_json, write_jsonl
 from topoprune.train import distributed
-from topoprune.train.checkpoint import load_checkpoint, save_checkpoint
+from topoprune.train.checkpoint import check_model_state, load_checkpoint, save_checkpoint
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Normalize = Callable[[torch.Tensor], torch.Tensor]
@@ -59,14 +59,28 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap for smoke tests
 
     def validate(self) -> None:
+        """Raise :class:`TopopruneError` (one line) on any setting that makes no sense."""
         if self.epochs < 1:
             raise TopopruneError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise TopopruneError(f"batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise TopopruneError(f"learning rate must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
+        if self.eval_batch_size < 1:
+            raise TopopruneError(f"eval batch size must be >= 1, got {self.eval_batch_size}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise TopopruneError(f"learning rate must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum):
+            raise TopopruneError(f"momentum must be a finite number >= 0, got {self.momentum}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise TopopruneError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise TopopruneError(f"gamma must be a finite number > 0, got {self.gamma}")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise TopopruneError(
+                f"max steps per epoch must be >= 1 (or unset), got {self.max_steps_per_epoch}"
+            )
+        if any(m < 1 for m in self.milestones):
+            raise TopopruneError(f"milestones must be epochs >= 1, got {list(self.milestones)}")
+        distributed.check_device(self.device)
         if not 0 <= self.label_smoothing < 1:
             raise TopopruneError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.schedule not in ("cosine", "multistep", "constant"):
@@ -224,6 +238,7 @@ class Trainer:
                 f"cannot resume {path}: it was started with other training settings; "
                 "use the same options or a new --out"
             )
+        check_model_state(path, state["model"], self.model.state_dict())
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
