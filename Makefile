@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint format bench-graphs bench-quick clean
 
+# torch is installed first and pinned: with no torch installed, pip resolves the package's
+# `torch>=2.1` to the newest CUDA build (several GB); with 2.13.0 (a CPU wheel) already there,
+# the package's install keeps it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, pinned: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)

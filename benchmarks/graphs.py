@@ -10,7 +10,7 @@ It prints two Markdown tables:
    graphs (256, 8), (1024, 8), (4096, 8);
 2. the ASPL that ``topoprune.graphs.swap.optimize`` (default strategy, from a random regular
    graph) reaches in a fixed time budget, beside the Moore bound (Cerf et al. 1974), the best
-   known Graph Golf graph and the best graph of the published RGP bank (REFERENCE.md §5, §1).
+   known Graph Golf graph and the best graph of the published RGP bank (Graph Golf, research.nii.ac.jp/graphgolf; Chen et al., arXiv 2110.15192).
 
 Everything runs on one core (BLAS threads are pinned to 1 before numpy loads).
 """
@@ -42,9 +42,9 @@ OPTIMISER_RUNS = [
     (256, 8, 120.0, 2.76, 4),
     (1024, 8, 120.0, None, 16),
 ]
-# REFERENCE.md §5: Graph Golf (order/degree problem) best known ASPL.
+# Graph Golf (order/degree problem, research.nii.ac.jp/graphgolf): best known ASPL.
 GRAPH_GOLF_BEST = {(64, 8): 1.927, (256, 8): 2.736, (1024, 8): 3.505}
-# REFERENCE.md §1: best graph (M0) of the published RGP graph bank, n = 64.
+# Best graph (M0) of the published RGP graph bank, n = 64 (the RGP authors' code).
 RGP_BANK_BEST = {(64, 4): 3.046, (64, 8): 2.128}
 
 
@@ -132,7 +132,7 @@ def main() -> None:
     print("\n".join(optimiser_table(seeds, options.quick, options.progress, graphs)))
     print(
         "\nSources: Moore bound (Cerf et al. 1974); Graph Golf best known and published RGP "
-        "graph bank best (M0, n = 64) as listed in REFERENCE.md §5 and §1."
+        "graph bank best (M0, n = 64) from Graph Golf and the published RGP code."
     )
 
 

@@ -1,7 +1,7 @@
 """Dense vs masked vs realized CIFAR VGG-16 on this machine's CPU, in one run.
 
 ``topoprune.pruning.prune(..., "rgp")`` masks every conv but the first with one n-node k-regular
-graph (default n=64, k=4: 93.75% of those connections removed); ``topoprune.realize.realize``
+graph (default n=64, k=4: 93.75% of those connections removed); ``topoprune.compact.realize``
 then picks, per masked conv, the fastest of dense / grouped / native direct kernel, and per max
 pool the faster of ``nn.MaxPool2d`` and strided maxima. Since the pools speed up a dense model
 too, "dense, pools realized" (the dense model with the same pool choice) is timed as well: the
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from topoprune.compact import kernel_available, realize
+from topoprune.compact.masked import copy_model
+from topoprune.compact.timing import medians, time_interleaved
 from topoprune.graphs.generate import random_regular
 from topoprune.models import create_model
 from topoprune.pruning import prune
-from topoprune.realize import kernel_available, realize
-from topoprune.realize.masked import copy_model
-from topoprune.realize.timing import medians, time_interleaved
 
 
 def calibrate_batch_norm(model: nn.Module, x: torch.Tensor) -> nn.Module:

@@ -17,7 +17,7 @@ from pathlib import Path
 from topoprune.cli.demo import DEMO_MODEL, DEMO_NODES, DEMO_SPARSITY, DEMO_WIDTHS
 from topoprune.cli.options import parse_widths
 from topoprune.experiments.protocols import run_pruned
-from topoprune.train import TrainConfig
+from topoprune.training import TrainConfig
 
 
 def main() -> None:

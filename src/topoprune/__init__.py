@@ -17,11 +17,11 @@ _LAZY = {
     "load_dataset": "topoprune.data",
     "count": "topoprune.measure",
     "latency": "topoprune.measure",
-    "train": "topoprune.train",
+    "train": "topoprune.training",
     "prune": "topoprune.pruning",
     "PruneResult": "topoprune.pruning",
-    "realize": "topoprune.realize",
-    "TrainConfig": "topoprune.train",
+    "realize": "topoprune.compact",
+    "TrainConfig": "topoprune.training",
 }
 
 __all__ = ["TopopruneError", "__version__", *_LAZY]

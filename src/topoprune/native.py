@@ -6,7 +6,7 @@ The first call compiles a source with the system C++ compiler (``$CXX``, else
 ``~/.cache/topoprune``) under a name that hashes the source, the flags, the compiler and this
 CPU, so later processes load it at once. Without a compiler, or if compilation fails,
 :func:`load_library` returns ``None`` with one warning and the caller uses its pure-Python path.
-``TOPOPRUNE_NO_NATIVE=1`` turns every native library off. Users: :mod:`topoprune.realize.kernel`
+``TOPOPRUNE_NO_NATIVE=1`` turns every native library off. Users: :mod:`topoprune.compact.kernel`
 (the direct convolution) and :mod:`topoprune.graphs.engine` (the swap search).
 """
 

@@ -12,7 +12,7 @@ from topoprune.cli import main
 from topoprune.errors import TopopruneError
 from topoprune.experiments import bench
 from topoprune.experiments.bench import run_bench
-from topoprune.train.trainer import Trainer
+from topoprune.training.trainer import Trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TIMES = ("wall_s", "train_s")

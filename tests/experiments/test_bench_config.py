@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -186,9 +184,3 @@ def test_jobs_are_dense_once_per_seed_and_the_rest_per_sparsity(sparsities, seed
     assert len({job.folder for job in jobs}) == len(jobs) == len({job.key for job in jobs})
     assert all(job.sparsity == 0.0 for job in jobs if job.method.name == "dense")
     assert [job.seed for job in jobs[:seeds]] == list(range(seeds))
-
-
-@pytest.mark.parametrize("name", ["bench_config", "bench_report"])
-def test_docstring_examples_hold(name):
-    result = doctest.testmod(import_module(f"topoprune.experiments.{name}"))
-    assert result.attempted > 0 and result.failed == 0

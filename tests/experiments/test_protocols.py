@@ -10,8 +10,8 @@ from topoprune.errors import TopopruneError
 from topoprune.experiments.protocols import run_pruned
 from topoprune.measure import count
 from topoprune.pruning.registry import AfterTrainingOptions
-from topoprune.train import TrainConfig
-from topoprune.train.trainer import Trainer
+from topoprune.training import TrainConfig
+from topoprune.training.trainer import Trainer
 
 
 def test_the_budget_splits_into_dense_and_fine_tuning_epochs():

@@ -11,8 +11,8 @@ from topoprune.cli import main
 from topoprune.errors import TopopruneError
 from topoprune.experiments.sweep import run_search, sweep_grid
 from topoprune.pruning import PruneResult
-from topoprune.train import TrainConfig
-from topoprune.train.trainer import Trainer
+from topoprune.training import TrainConfig
+from topoprune.training.trainer import Trainer
 
 CONFIG = TrainConfig(epochs=2, max_steps_per_epoch=2, batch_size=32, lr=0.05)
 

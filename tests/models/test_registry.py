@@ -146,3 +146,13 @@ def test_numpy_widths_are_accepted_and_stored_as_ints():
     model = create_model("lenet5", widths=np.array([3, 5, 7, 9]))
     assert model.widths == [3, 5, 7, 9]
     assert all(type(width) is int for width in model.config["widths"])
+
+
+def test_the_top_level_functions_are_not_shadowed_by_subpackages():
+    import topoprune
+    import topoprune.compact
+    import topoprune.training
+
+    assert callable(topoprune.realize) and callable(topoprune.train)
+    assert topoprune.realize is topoprune.compact.realize
+    assert topoprune.train is topoprune.training.train

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-from importlib import import_module
-
 import pytest
 import torch
 from torch import nn
@@ -132,8 +129,3 @@ def test_a_masked_model_is_refused():
     prune(model, "random", 0.5)
     with pytest.raises(TopopruneError, match="unmasked model"):
         l1_prune(model, 0.5, (1, 28, 28))
-
-
-def test_docstring_examples_hold():
-    result = doctest.testmod(import_module("topoprune.pruning.l1"))
-    assert result.attempted > 0 and result.failed == 0

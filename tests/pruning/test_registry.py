@@ -4,8 +4,6 @@ protocol run through prune(), the CLI and the bench, and no method named in the 
 from __future__ import annotations
 
 import ast
-import doctest
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,15 +189,6 @@ def _string_constants(path: Path) -> set[str]:
 def test_the_shared_code_names_no_method(relative):
     names = {method.name for method in list_methods()}
     assert not names & _string_constants(SRC / relative)
-
-
-@pytest.mark.parametrize(
-    "name", ["registry", "match", "baselines", "rgp", "api", "smallworld", "skips"]
-)
-def test_docstring_examples_hold(name):
-    module = importlib.import_module(f"topoprune.pruning.{name}")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
 
 
 def test_a_method_may_need_the_input_size():

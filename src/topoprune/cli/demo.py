@@ -20,8 +20,10 @@ DEMO_SPARSITY = 0.9375
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="RGP vs dense vs ring lattice on bundled MNIST")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/demo")
+    parser.add_argument("--out", default="runs/demo", help="replaced on every run")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)
 
 
@@ -31,9 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from topoprune.experiments.protocols import run_pruned
     from topoprune.experiments.run_report import markdown_report
     from topoprune.files import write_text
-    from topoprune.train import TrainConfig
+    from topoprune.training import TrainConfig
 
-    config = TrainConfig(epochs=args.epochs, batch_size=64, lr=0.05, seed=args.seed)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=64,
+        lr=0.05,
+        seed=args.seed,
+        max_steps_per_epoch=args.max_steps,
+    )
     runs = []
     for method in (None, "rgp", "lattice"):
         label = method or "dense"
@@ -49,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=Path(args.out) / label,
                 widths=DEMO_WIDTHS,
                 label=label,
+                progress=not args.no_progress,
+                overwrite=True,  # the demo replays from scratch every time
             )
         )
     table = markdown_report(runs)

@@ -67,7 +67,7 @@ def run_options(args: argparse.Namespace) -> dict:
 
 def training_config(args: argparse.Namespace):  # -> TrainConfig (torch imported lazily)
     """Build a :class:`TrainConfig` from the parsed training options."""
-    from topoprune.train import TrainConfig
+    from topoprune.training import TrainConfig
 
     try:
         milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())

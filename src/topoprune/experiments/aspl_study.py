@@ -25,7 +25,7 @@ from scipy import stats
 
 from topoprune.files import write_json, write_jsonl, write_text
 from topoprune.graphs import bank, load_graph, save_bank
-from topoprune.train import TrainConfig
+from topoprune.training import TrainConfig
 
 RUNS_FILE = "runs.jsonl"
 

@@ -42,7 +42,7 @@ from typing import Any
 from topoprune.errors import TopopruneError
 from topoprune.pruning.match import KINDS
 from topoprune.pruning.registry import check_options, get_method, list_methods
-from topoprune.train import TrainConfig
+from topoprune.training import TrainConfig
 
 DENSE = "dense"
 MATCHES = ("sparsity", *KINDS)

@@ -38,7 +38,7 @@ from topoprune.measure import latency
 from topoprune.models import create_model
 from topoprune.pruning import PruneResult, get_method, prune
 from topoprune.pruning.registry import check_options
-from topoprune.train import TrainConfig
+from topoprune.training import TrainConfig
 
 PRUNE_FILE = "prune.pt"
 PRETRAIN_DIR = "pretrain"
@@ -300,7 +300,7 @@ def _measure_speed(run: PrunedRun, batch: int, dense_widths: list[int] | None) -
 
     A model without masks (physically narrower) is its own realized form.
     """
-    from topoprune.realize import realize
+    from topoprune.compact import realize
 
     summary = run.summary
     model = summary.trained

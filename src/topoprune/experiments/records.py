@@ -185,7 +185,7 @@ def run_record(
     options: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The record of a run (``config`` a :class:`topoprune.train.TrainConfig`); the method's
+    """The record of a run (``config`` a :class:`topoprune.training.TrainConfig`); the method's
     options are checked and completed with their defaults."""
     from topoprune.pruning.api import call_record
 

@@ -1,7 +1,7 @@
 """A whole training run from names: load the data, build the model, train, count, summarise.
 
 :func:`setup_run` loads the dataset and builds the model; :func:`train_setup` trains it with the
-one trainer (:class:`topoprune.train.Trainer`) and counts it; :func:`run_training` does both for
+one trainer (:class:`topoprune.training.Trainer`) and counts it; :func:`run_training` does both for
 ``topoprune train``. Every run writes the same files: ``config.json`` (the replay record),
 ``log.jsonl`` (one row per epoch), ``checkpoint.pt``, ``result.json`` and ``summary.json``.
 The protocol runners (:mod:`topoprune.experiments.protocols`) prune the set-up model between
@@ -20,7 +20,7 @@ from topoprune.data import load_dataset
 from topoprune.files import write_json
 from topoprune.measure import count
 from topoprune.models import create_model
-from topoprune.train.trainer import TrainConfig, Trainer, TrainResult
+from topoprune.training.trainer import TrainConfig, Trainer, TrainResult
 
 
 @dataclass

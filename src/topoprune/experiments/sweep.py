@@ -26,7 +26,7 @@ from topoprune.experiments.records import RECORD_FILE
 from topoprune.files import write_json, write_text
 from topoprune.pruning import get_method
 from topoprune.pruning.registry import check_options
-from topoprune.train import TrainConfig
+from topoprune.training import TrainConfig
 
 SWEEP_DIR = "sweep"
 

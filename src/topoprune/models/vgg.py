@@ -78,7 +78,7 @@ def vgg11(num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] | N
 def vgg16(num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] | None = None) -> VGG:
     """VGG-16-BN; ``widths`` = 13 conv output widths, default [64, 64, 128, 128, 256 × 3, 512 × 6].
 
-    With 10 classes it has 14,724,042 parameters (REFERENCE's ~15.0M counts an extra 512-wide
+    With 10 classes it has 14,724,042 parameters (the ~15.0M often quoted counts an extra 512-wide
     hidden linear layer that this single-linear classifier leaves out).
     """
     return build_vgg("vgg16", num_classes, in_channels, widths)

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from topoprune.data.memory import InMemoryImages, to_unit_float
 from topoprune.errors import TopopruneError
 from topoprune.files import write_json, write_jsonl
-from topoprune.train import distributed
-from topoprune.train.checkpoint import check_model_state, load_checkpoint, save_checkpoint
+from topoprune.training import distributed
+from topoprune.training.checkpoint import check_model_state, load_checkpoint, save_checkpoint
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Normalize = Callable[[torch.Tensor], torch.Tensor]

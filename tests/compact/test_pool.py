@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from topoprune.compact.autotune import realize
+from topoprune.compact.pool import BlockMaxPool2d
 from topoprune.measure import count
-from topoprune.realize.autotune import realize
-from topoprune.realize.pool import BlockMaxPool2d
 
 from .helpers import circulant, masked_conv
 

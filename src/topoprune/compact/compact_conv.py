@@ -1,12 +1,12 @@
 """CompactConv2d: a block-masked conv stored and run as a grouped conv over gathered channels.
 
 Built from a masked ``nn.Conv2d`` (``CompactConv2d.from_masked``), it keeps only the weights of
-the mask's groups (see ``topoprune.realize.structure``) and computes the same outputs. Two ways
+the mask's groups (see ``topoprune.compact.structure``) and computes the same outputs. Two ways
 to run it, ``impl``:
 
 - ``"grouped"`` (pure torch, trains): gather each group's input channels, one ``conv2d`` with
   ``groups=G``, then put the output channels back in order when groups are padded or permuted;
-- ``"direct"``: the native kernel (``topoprune.realize.kernel``), no gather copy, float32 on CPU,
+- ``"direct"``: the native kernel (``topoprune.compact.kernel``), no gather copy, float32 on CPU,
   stride 1. It has no backward: whenever autograd needs one (training), and for inputs it does not
   cover, the layer runs ``"grouped"`` instead, so ``impl`` never changes the result.
 
@@ -38,10 +38,10 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 from torch.nn.utils import prune
 
+from topoprune.compact import kernel
+from topoprune.compact.masked import is_masked_conv, masked_weight
+from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.errors import TopopruneError
-from topoprune.realize import kernel
-from topoprune.realize.masked import is_masked_conv, masked_weight
-from topoprune.realize.structure import BlockStructure, find_block_structure
 
 Impl = Literal["grouped", "direct"]
 

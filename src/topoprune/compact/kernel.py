@@ -5,7 +5,7 @@
 compilation fails, ``load_kernel()`` returns ``None`` (with one warning) and callers use the
 pure-torch path. ``TOPOPRUNE_NO_NATIVE=1`` turns the kernel off.
 
->>> from topoprune.realize.kernel import load_kernel
+>>> from topoprune.compact.kernel import load_kernel
 >>> kernel = load_kernel()  # None when no compiler is available
 """
 

@@ -5,7 +5,7 @@ Each masked conv (torch.nn.utils.prune convention) gets candidates that compute 
 - ``dense``: a plain conv with the mask folded into its weight (always available);
 - ``grouped``: ``CompactConv2d`` gathering each group's inputs for one grouped conv;
 - ``direct{OT}x{NV}``: ``CompactConv2d`` on the native kernel, one per register tile (float32 CPU,
-  stride 1, when a C++ compiler is found; see ``topoprune.realize.kernel``).
+  stride 1, when a C++ compiler is found; see ``topoprune.compact.kernel``).
 
 Each ``nn.MaxPool2d`` whose windows do not overlap is a layer too, with two candidates: ``dense``
 (the pool as it is) and ``strided`` (``BlockMaxPool2d``, maxima of strided slices, the same values
@@ -44,14 +44,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from topoprune.compact import kernel
+from topoprune.compact.compact_conv import CompactConv2d
+from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
+from topoprune.compact.pool import BlockMaxPool2d
+from topoprune.compact.structure import BlockStructure, find_block_structure
+from topoprune.compact.timing import medians, time_interleaved
 from topoprune.errors import TopopruneError
 from topoprune.measure.running import evaluating
-from topoprune.realize import kernel
-from topoprune.realize.compact import CompactConv2d
-from topoprune.realize.masked import copy_model, folded_conv, is_masked_conv
-from topoprune.realize.pool import BlockMaxPool2d
-from topoprune.realize.structure import BlockStructure, find_block_structure
-from topoprune.realize.timing import medians, time_interleaved
 
 KINDS = ("dense", "grouped", "direct", "pool")
 """The candidate kinds ``realize`` can be restricted to (``dense`` is always kept; ``pool``

@@ -3,8 +3,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from topoprune.compact.structure import find_block_structure
 from topoprune.pruning.blocks import block_mask, node_of_channel
-from topoprune.realize.structure import find_block_structure
 
 from .helpers import circulant, random_rows
 

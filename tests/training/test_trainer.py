@@ -13,8 +13,8 @@ from torch.nn.utils import prune
 from topoprune.data import load_dataset
 from topoprune.errors import TopopruneError
 from topoprune.models import create_model
-from topoprune.train import TrainConfig, Trainer, train
-from topoprune.train.trainer import _lr_factor
+from topoprune.training import TrainConfig, Trainer, train
+from topoprune.training.trainer import _lr_factor
 
 CONFIG = dict(epochs=3, batch_size=64, lr=0.05, seed=3, max_steps_per_epoch=6)
 

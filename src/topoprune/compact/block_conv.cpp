@@ -1,4 +1,4 @@
-// Direct stride-1 convolution over gathered channel groups (float32, NCHW), for topoprune.realize.
+// Direct stride-1 convolution over gathered channel groups (float32, NCHW), for topoprune.compact.
 //
 // Group g reads input channels in_idx[g, :ig] (-1 = padding slot, skipped) and writes output
 // channels out_idx[g, :og] (-1 = padding row, dropped) with weights w[g, o, s, kh, kw]:

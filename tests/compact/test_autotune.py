@@ -3,11 +3,11 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from topoprune.compact import kernel
+from topoprune.compact.autotune import realize
+from topoprune.compact.compact_conv import CompactConv2d
+from topoprune.compact.masked import copy_model, is_masked_conv
 from topoprune.errors import TopopruneError
-from topoprune.realize import kernel
-from topoprune.realize.autotune import realize
-from topoprune.realize.compact import CompactConv2d
-from topoprune.realize.masked import copy_model, is_masked_conv
 
 from .helpers import circulant, masked_conv
 

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from topoprune.data import load_dataset
 from topoprune.models import create_model
-from topoprune.train import TrainConfig, train
+from topoprune.training import TrainConfig, train
 
 
 def _free_port() -> int:

@@ -4,10 +4,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from topoprune.compact.compact_conv import CompactConv2d
+from topoprune.compact.kernel import kernel_available
 from topoprune.errors import TopopruneError
 from topoprune.measure import count
-from topoprune.realize.compact import CompactConv2d
-from topoprune.realize.kernel import kernel_available
 
 from .helpers import circulant, masked_conv, random_rows
 
