@@ -10,7 +10,8 @@ It prints two Markdown tables:
    graphs (256, 8), (1024, 8), (4096, 8);
 2. the ASPL that ``topoprune.graphs.swap.optimize`` (default strategy, from a random regular
    graph) reaches in a fixed time budget, beside the Moore bound (Cerf et al. 1974), the best
-   known Graph Golf graph and the best graph of the published RGP bank (Graph Golf, research.nii.ac.jp/graphgolf; Chen et al., arXiv 2110.15192).
+   known Graph Golf graph (research.nii.ac.jp/graphgolf) and the best graph of the published
+   RGP bank (Chen et al., arXiv 2110.15192).
 
 Everything runs on one core (BLAS threads are pinned to 1 before numpy loads).
 """
