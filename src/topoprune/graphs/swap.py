@@ -15,9 +15,9 @@ A swap is kept only when the graph stays connected and the strategy accepts the 
 - ``"rgp"``: the bounded random walk of the published RGP code (Chen et al., arXiv
   2110.15192). It always starts from the ring lattice with the same n and k. Each call (a chain
   step) freezes the ASPL ``a0`` it starts from, keeps any swap whose ASPL ``a`` stays inside
-  ``(a0 - RGP_MAX_DROP, a0)``, and returns, saving the graph, as soon as ``a0 - a > RGP_MIN_DROP``. (Inferred from the
-  description: swaps that rise above ``a0`` or drop past the band are refused.) The best saved
-  graph is returned.
+  ``(a0 - RGP_MAX_DROP, a0)``, and returns, saving the graph, as soon as
+  ``a0 - a > RGP_MIN_DROP``. (Inferred from the description: swaps that rise above ``a0`` or
+  drop past the band are refused.) The best saved graph is returned.
 
 Where a C++ compiler exists, ``"anneal"`` and ``"greedy"`` run in the native engine of
 :mod:`topoprune.graphs.engine`: an exact bitset BFS per candidate in compiled code, or, while
