@@ -7,6 +7,7 @@ crash never leaves a half-written checkpoint, graph, log or report behind.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -46,14 +47,31 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def strict(value: Any) -> Any:
+    """``value`` with every infinite or NaN float replaced by None, so that it is strict JSON.
+
+    >>> strict({"loss": float("nan"), "acc": [1.0, float("inf")]})
+    {'loss': None, 'acc': [1.0, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(item) for item in value]
+    return value
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Atomically write ``obj`` as indented JSON."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Atomically write ``obj`` as indented, strict JSON (non-finite numbers as null)."""
+    text = json.dumps(strict(obj), indent=2, sort_keys=True, allow_nan=False)
+    return write_text(path, text + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
-    """Atomically (re)write a JSON-lines file with one row per line."""
-    return write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    """Atomically (re)write a strict JSON-lines file with one row per line."""
+    lines = (json.dumps(strict(row), sort_keys=True, allow_nan=False) + "\n" for row in rows)
+    return write_text(path, "".join(lines))
 
 
 def can_create(folder: Path) -> bool:

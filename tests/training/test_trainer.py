@@ -145,3 +145,25 @@ def test_schedules_are_exact():
 def test_bad_settings_raise(bad):
     with pytest.raises(TopopruneError):
         TrainConfig(**bad).validate()
+
+
+def test_a_diverged_run_stops_says_so_and_writes_strict_json(tmp_path):
+    import json
+
+    from topoprune.data import load_dataset
+    from topoprune.models import create_model
+
+    def refuse(constant):
+        raise AssertionError(f"non-strict JSON constant {constant}")
+
+    splits = load_dataset("digits")
+    model = create_model("lenet5", num_classes=10, in_channels=1, seed=0)
+    config = TrainConfig(epochs=3, lr=1e12, max_steps_per_epoch=3, batch_size=32)
+    result = Trainer(model, splits, config, out_dir=tmp_path, progress=False).fit()
+    assert result.diverged and result.epochs == 1  # stopped after the epoch that diverged
+    log = [json.loads(line, parse_constant=refuse) for line in open(tmp_path / "log.jsonl")]
+    assert log[-1]["diverged"] is True and log[-1]["train_loss"] is None
+    saved = json.loads((tmp_path / "result.json").read_text(), parse_constant=refuse)
+    assert saved["diverged"] is True
+    again = Trainer(model, splits, config, out_dir=tmp_path, resume=True, progress=False).fit()
+    assert again.diverged and again.epochs == 1  # a resumed diverged run does not go on

@@ -130,6 +130,7 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         "seed": job.seed,
         "test_acc": s.test_acc,
         "val_acc": s.train.val_acc,
+        "diverged": s.train.diverged,
         "params": s.params,
         "macs": s.macs,
         "dense_params": dense_params,

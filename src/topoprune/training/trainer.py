@@ -96,7 +96,11 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What a run ends with. ``test_acc`` is the final epoch's, in percent."""
+    """What a run ends with. ``test_acc`` is the final epoch's, in percent.
+
+    ``diverged``: the training loss became infinite or NaN; training stopped after that epoch
+    and the figures are those of the diverged model (its losses are written as null).
+    """
 
     test_acc: float
     test_loss: float
@@ -106,6 +110,7 @@ class TrainResult:
     epochs: int
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    diverged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -313,7 +318,8 @@ class Trainer:
             device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         started = time.perf_counter()
-        for epoch in range(self.start_epoch, config.epochs):
+        first = config.epochs if self._diverged() else self.start_epoch
+        for epoch in range(first, config.epochs):
             epoch_start = time.perf_counter()
             train_loss, train_acc = self._train_epoch(model, epoch)
             row: dict[str, Any] = {
@@ -326,12 +332,16 @@ class Trainer:
                 row["val_acc"], row["val_loss"] = self._evaluate(self.splits.val)
             row["test_acc"], row["test_loss"] = self._evaluate(self.splits.test)
             row["seconds"] = time.perf_counter() - epoch_start
+            if not math.isfinite(train_loss):
+                row["diverged"] = True
             self.history.append(row)
             self._save(epoch)
             if self.progress and self.ctx.is_main:
                 tqdm.write(_format_row(row))
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, row)
+            if self._diverged():
+                break
         result = self._result(time.perf_counter() - started)
         if self.out_dir is not None and self.ctx.is_main:
             write_json(self.out_dir / RESULT_NAME, result.to_dict())
@@ -346,6 +356,9 @@ class Trainer:
             ctx=self.ctx,
         )
 
+    def _diverged(self) -> bool:
+        return bool(self.history) and bool(self.history[-1].get("diverged"))
+
     def _result(self, seconds: float) -> TrainResult:
         last = self.history[-1]
         with_val = [row for row in self.history if "val_acc" in row]
@@ -359,6 +372,7 @@ class Trainer:
             epochs=len(self.history),
             seconds=seconds,
             history=list(self.history),
+            diverged=self._diverged(),
         )
 
 
