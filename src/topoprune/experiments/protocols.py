@@ -111,9 +111,31 @@ class RunPlan:
             claim_folder(self.out_dir, self.record, resume=self.resume, overwrite=self.overwrite)
         self.claimed = True
 
+    def train(self, setup: RunSetup, config: TrainConfig, record: dict[str, Any]) -> RunSummary:
+        """Train ``setup.model`` in the output folder (continuing its checkpoint on resume)."""
+        return train_setup(
+            setup,
+            config,
+            out_dir=self.out_dir,
+            resume=self.resumable(self.out_dir),
+            progress=self.progress,
+            record=record,
+        )
+
     def resumable(self, folder: Path | None) -> bool:
         """Whether training in ``folder`` continues: a resumed run with a checkpoint there."""
         return self.resume and folder is not None and (folder / "checkpoint.pt").exists()
+
+
+def _timed_prune(
+    setup: RunSetup, method: str, sparsity: float, options: dict[str, Any]
+) -> tuple[PruneResult, float]:
+    """Prune ``setup.model`` in place; (the result, seconds it took)."""
+    started = time.perf_counter()
+    result = prune(
+        setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
+    )
+    return result, time.perf_counter() - started
 
 
 def _prune_once(
@@ -127,11 +149,7 @@ def _prune_once(
         if result.widths is None:
             result.apply_to(setup.model)
         return result, None
-    started = time.perf_counter()
-    result = prune(
-        setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
-    )
-    seconds = time.perf_counter() - started
+    result, seconds = _timed_prune(setup, method, sparsity, options)
     plan.claim()
     if saved is not None:
         result.save(saved)
@@ -143,14 +161,7 @@ def _at_init(
 ) -> PrunedRun:
     setup = plan.setup(config.seed)
     result, seconds = _prune_once(setup, method, sparsity, options, plan)
-    summary = train_setup(
-        setup,
-        config,
-        out_dir=plan.out_dir,
-        resume=plan.resumable(plan.out_dir),
-        progress=plan.progress,
-        record={"pruning": result.record},
-    )
+    summary = plan.train(setup, config, {"pruning": result.record})
     return PrunedRun(method, summary, result, "at-init", prune_s=seconds)
 
 
@@ -182,21 +193,11 @@ def _after_training(
         widths=plan.widths,
     )
     setup.model.load_state_dict(pretrain.trained.state_dict())
-    started = time.perf_counter()
-    result = prune(
-        setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
-    )
-    seconds = time.perf_counter() - started
+    result, seconds = _timed_prune(setup, method, sparsity, options)
     if plan.out_dir is not None:
         result.save(plan.out_dir / PRUNE_FILE)
-    summary = train_setup(
-        setup,
-        phase(config, finetune_epochs, config.lr * schedule.finetune_lr_scale),
-        out_dir=plan.out_dir,
-        resume=plan.resumable(plan.out_dir),
-        progress=plan.progress,
-        record={"pruning": result.record, "dense_epochs": dense_epochs},
-    )
+    finetune = phase(config, finetune_epochs, config.lr * schedule.finetune_lr_scale)
+    summary = plan.train(setup, finetune, {"pruning": result.record, "dense_epochs": dense_epochs})
     return PrunedRun(method, summary, result, "after-training", pretrain, seconds)
 
 
@@ -205,14 +206,8 @@ def _search(
 ) -> PrunedRun:
     result, seconds = _prune_once(plan.setup(config.seed), method, sparsity, options, plan)
     setup = plan.setup(config.seed, widths=result.widths)
-    summary = train_setup(
-        setup,
-        config,
-        out_dir=plan.out_dir,
-        resume=plan.resumable(plan.out_dir),
-        progress=plan.progress,
-        record={"pruning": result.record, "searched_widths": result.widths},
-    )
+    record = {"pruning": result.record, "searched_widths": result.widths}
+    summary = plan.train(setup, config, record)
     return PrunedRun(method, summary, result, "search", prune_s=seconds)
 
 
@@ -274,14 +269,7 @@ def run_pruned(
     if method is None:
         setup = plan.setup(config.seed)
         plan.claim()
-        summary = train_setup(
-            setup,
-            config,
-            out_dir=plan.out_dir,
-            resume=plan.resumable(plan.out_dir),
-            progress=progress,
-            record={"pruning": None},
-        )
+        summary = plan.train(setup, config, {"pruning": None})
         run = PrunedRun("dense", summary, None)
     else:
         runner = RUNNERS[get_method(method).protocol]
