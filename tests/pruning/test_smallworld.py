@@ -153,3 +153,16 @@ def test_the_er_rule_gives_every_unit_about_the_same_number_of_links():
     free = [row for row in result.layers if row["kept"] < 1]  # conv1 (one input) is full
     per_unit = [row["links"] / sum(row["units"]) for row in free]
     assert max(per_unit) - min(per_unit) < 0.01 * max(per_unit)
+
+
+def test_realize_keeps_the_outputs_of_small_world_masks():
+    from topoprune import realize
+
+    model = create_model("lenet5-caffe", in_channels=1, seed=0)
+    prune(model, "smallworld", 0.95, topology=False)
+    model.eval()
+    x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x)
+        fast = realize(model, x)
+        torch.testing.assert_close(fast(x), expected, rtol=1e-4, atol=1e-5)
