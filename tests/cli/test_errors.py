@@ -106,6 +106,13 @@ CASES = {
         "workers must be an integer",
         "ok.yaml",
     ),
+    "bench-shard": (
+        ["bench", "--config", "{file}", "--shard", "0/3"],
+        "--shard must look like I/N",
+        "ok.yaml",
+    ),
+    "bench-nothing-to-do": (["bench"], "bench needs --config FILE to run, or --report DIR", None),
+    "bench-report-not-a-bench": (["bench", "--report", "{out}"], "holds no bench", None),
     "study-unknown-model": (
         [
             "study",

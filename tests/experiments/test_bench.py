@@ -248,3 +248,32 @@ def test_matched_points_record_requested_setting_and_achieved(tmp_path):
     assert like_options["like"] == "rgp" and like_options["like_options"]["nodes"] == 8
     summary = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert {row["label"]: float(row["setting"]) for row in summary}["rgp"] == rgp["setting"]
+
+
+def test_shards_split_the_grid_and_the_report_merges_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "run_job", fake_row)
+    whole = run_bench(tiny(seeds=3), tmp_path / "whole", progress=False)
+    out = tmp_path / "sharded"
+    parts = [run_bench(tiny(seeds=3), out, progress=False, shard=(i, 3)) for i in (1, 2, 3)]
+    assert [len(part.rows) for part in parts] == [2, 2, 2] and all(not p.summary for p in parts)
+    keys = [{(r["label"], r["seed"]) for r in part.rows} for part in parts]
+    assert set.union(*keys) == {(r["label"], r["seed"]) for r in whole.rows}
+    assert sum(len(k) for k in keys) == 6  # no run in two shards
+    assert sorted(p.name for p in out.glob("runs*.jsonl")) == [
+        "runs-shard1of3.jsonl",
+        "runs-shard2of3.jsonl",
+        "runs-shard3of3.jsonl",
+    ]
+    assert not (out / "report.md").exists()
+    assert main(["bench", "--report", str(out)]) == 0
+    merged = list(csv.DictReader((out / "summary.csv").open()))
+    expected = list(csv.DictReader((tmp_path / "whole" / "summary.csv").open()))
+    assert [r["test_acc_mean"] for r in merged] == [r["test_acc_mean"] for r in expected]
+    assert "| rgp |" in capsys.readouterr().out
+    assert run_bench(tiny(seeds=3), out, progress=False, shard=(2, 3)).trained == 0
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "a/b", "2"])
+def test_a_bad_shard_is_refused(text):
+    with pytest.raises(TopopruneError, match="--shard must look like I/N"):
+        bench.parse_shard(text)

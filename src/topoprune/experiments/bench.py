@@ -236,17 +236,51 @@ def _describe(row: dict[str, Any]) -> str:
     )
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``: the second of four slices of the grid.
+
+    >>> parse_shard("2/4")
+    (2, 4)
+    """
+    index, _, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = (0, 0)
+    if not 1 <= shard[0] <= shard[1]:
+        raise TopopruneError(f"--shard must look like I/N with 1 <= I <= N, e.g. 2/4; got {text!r}")
+    return shard
+
+
+def shard_file(shard: tuple[int, int] | None) -> str:
+    """The rows file of a shard (``runs.jsonl`` for the whole grid)."""
+    return RUNS_FILE if shard is None else f"runs-shard{shard[0]}of{shard[1]}.jsonl"
+
+
+def _all_rows(out: Path) -> list[dict[str, Any]]:
+    """The rows of every rows file in ``out`` (the whole grid's and each shard's), once each."""
+    rows: dict[tuple[str, float, int], dict[str, Any]] = {}
+    for path in sorted(out.glob("runs*.jsonl")):
+        for row in _read_rows(path):
+            rows.setdefault((row["label"], row["sparsity"], row["seed"]), row)
+    return list(rows.values())
+
+
 def run_bench(
     config: BenchConfig | Mapping[str, Any] | str | Path,
     out_dir: str | Path,
     *,
     workers: int = 1,
     progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> BenchResult:
     """Run every missing run of ``config`` (a file, a mapping or a :class:`BenchConfig`).
 
     Checks the configuration and the folder before anything is written; returns this
     configuration's rows (including runs finished by earlier calls) and their summary.
+    ``shard=(i, n)`` runs only every n-th job from the i-th (1-based) and writes its rows to a
+    file of its own, so that n machines sharing the folder split the grid; it writes no report:
+    :func:`merge_reports` (``topoprune bench --report OUT``) makes it from every shard's rows.
     """
     from topoprune.experiments.bench_report import write_reports
 
@@ -258,10 +292,11 @@ def run_bench(
     _check_folder(out, config)
     _check_runnable(config)
     write_json(out / CONFIG_FILE, config.to_dict())
-    runs_path = out / RUNS_FILE
+    runs_path = out / shard_file(shard)
     rows = _read_rows(runs_path)
-    done = {(row["label"], row["sparsity"], row["seed"]) for row in rows}
-    jobs = [job for job in config.jobs() if job.key not in done]
+    done = {(row["label"], row["sparsity"], row["seed"]) for row in _all_rows(out)}
+    mine_to_run = config.jobs() if shard is None else config.jobs()[shard[0] - 1 :: shard[1]]
+    jobs = [job for job in mine_to_run if job.key not in done]
     bar = tqdm(total=len(jobs), desc="bench runs", unit="run", disable=not progress)
     with bar:
         for row in _execute(config, jobs, out, workers, progress and workers == 1):
@@ -270,7 +305,21 @@ def run_bench(
             if progress:
                 bar.write(_describe(row))
             bar.update()
-    wanted = {job.key for job in config.jobs()}
+    wanted = {job.key for job in mine_to_run}
     mine = [row for row in rows if (row["label"], row["sparsity"], row["seed"]) in wanted]
-    summary = write_reports(out, config, mine)
+    summary = [] if shard is not None else write_reports(out, config, mine)
     return BenchResult(config, mine, summary, out, trained=len(jobs))
+
+
+def merge_reports(out_dir: str | Path) -> BenchResult:
+    """The reports of a bench folder from the rows of every shard (and of whole-grid runs)."""
+    from topoprune.experiments.bench_report import write_reports
+
+    out = Path(out_dir)
+    if not (out / CONFIG_FILE).is_file():
+        raise TopopruneError(f"{out} holds no bench ({CONFIG_FILE}): give the folder of a bench")
+    config = load_config(json.loads((out / CONFIG_FILE).read_text()))
+    wanted = {job.key for job in config.jobs()}
+    rows = [r for r in _all_rows(out) if (r["label"], r["sparsity"], r["seed"]) in wanted]
+    summary = write_reports(out, config, rows)
+    return BenchResult(config, rows, summary, out, trained=0)

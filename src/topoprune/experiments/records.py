@@ -189,6 +189,7 @@ def run_record(
     options are checked and completed with their defaults."""
     from topoprune.pruning.api import call_record
 
+    config.validate()
     pruning = None if method is None else call_record(method, sparsity, dict(options or {}))
     return {
         "command": command_line(),
@@ -200,5 +201,12 @@ def run_record(
         "method": pruning,
         "train": config.to_dict(),
         **(extra or {}),
-        "environment": environment(config.device, config.seed),
+        "environment": environment(_device_used(config.device), config.seed),
     }
+
+
+def _device_used(requested: str) -> str:
+    """The device a run on this machine trains on (``auto`` resolved)."""
+    from topoprune.training.distributed import pick_device
+
+    return str(pick_device(requested))
