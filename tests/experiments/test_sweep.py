@@ -86,3 +86,14 @@ def test_the_cli_searches_and_prints_the_sweep(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| rewire_p | val acc (%) | params removed | chosen |" in printed
     assert main([*argv[:-1], str(tmp_path / "other"), "--sweep", "nonsense"]) == 2
+
+
+def test_a_resumed_search_refuses_changed_settings_and_overwrite_spares_other_folders(tmp_path):
+    search(tmp_path / "a", grid={"rewire_p": [0.0]})
+    with pytest.raises(TopopruneError, match="it was run with method.sparsity = 0.8, not 0.7"):
+        search(tmp_path / "a", grid={"rewire_p": [0.0]}, sparsity=0.7, resume=True)
+    other = tmp_path / "b"
+    other.mkdir()
+    (other / "keep.txt").write_text("not a run")
+    search(other, grid={"rewire_p": [0.0]}, overwrite=True)
+    assert (other / "keep.txt").exists()

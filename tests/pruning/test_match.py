@@ -150,3 +150,30 @@ def test_a_graph_that_does_not_fit_is_refused(graph, sparsity, options, message)
     with pytest.raises(TopopruneError, match=message):
         prune(model, "rgp", sparsity, graph=graph, **options)
     assert not any(hasattr(m, "weight_mask") for m in model.modules())
+
+
+def test_matching_counts_only_the_layers_the_call_masks():
+    model = create_model("lenet5", in_channels=1)
+    options = {"nodes": 6, "exclude": ["fc1"]}
+    found = match_sparsity(model, "rgp", "params", 0.07, options, input_size=(1, 28, 28))
+    assert found.achieved == pytest.approx(0.07, abs=0.01)  # fc1 (most params) stays dense
+    plain = match_sparsity(model, "rgp", "params", 0.07, {"nodes": 6}, input_size=(1, 28, 28))
+    assert plain.sparsity < found.sparsity and plain.achieved > 0.15
+
+
+def test_a_given_graph_is_matched_at_its_own_sparsity(tmp_path):
+    graph = watts_strogatz(16, 4, 0.2, seed=0)
+    found = match_sparsity(
+        create_model("resnet20"), "rgp", "params", 0.5, {"graph": graph}, input_size=INPUT
+    )
+    assert found.sparsity == pytest.approx(0.75)
+
+
+def test_random_copies_only_methods_that_prune_before_training():
+    with pytest.raises(TopopruneError, match="l1 is after-training"):
+        prune(create_model("resnet20"), "random", 0.5, like="l1")
+
+
+def test_l1_refuses_layer_patterns_it_cannot_honour():
+    with pytest.raises(TopopruneError, match="layers and exclude do not apply"):
+        prune(create_model("lenet5", in_channels=1), "l1", 0.5, exclude=["fc1"])

@@ -158,7 +158,7 @@ def test_registering_twice_or_clashing_with_a_common_option_is_refused(throwaway
     class Clash:
         seed: int = option(1, "a second seed")
 
-    with pytest.raises(TopopruneError, match="repeats a common option"):
+    with pytest.raises(TopopruneError, match="repeats a common or protocol option"):
         register_method("test-clash", protocol="at-init", options=Clash)
     with pytest.raises(TopopruneError, match="unknown protocol"):
         register_method("test-proto", protocol="during-training")

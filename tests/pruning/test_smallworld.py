@@ -166,3 +166,10 @@ def test_realize_keeps_the_outputs_of_small_world_masks():
         expected = model(x)
         fast = realize(model, x)
         torch.testing.assert_close(fast(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_skip_projections_keep_no_activations_between_passes():
+    model = create_model("lenet5", in_channels=1, seed=0)
+    prune(model, "smallworld", 0.8, cross_layer=True, rewire_p=0.5, topology=False)
+    model(torch.randn(2, 1, 8, 8)).sum().backward()
+    assert all(skip._input is None for skip in model.skip_projections)

@@ -122,11 +122,11 @@ def run_study(
     ``overwrite``. Finished runs are read back; a run cut off mid-way continues.
     """
     from topoprune.experiments.protocols import run_pruned
-    from topoprune.experiments.records import RECORD_FILE, check_out_path, claim_folder, run_record
+    from topoprune.experiments.records import RECORD_FILE, check_claimable, claim_folder, run_record
 
     config.validate()
     out = Path(out_dir)
-    check_out_path(out)
+    check_claimable(out, resume=resume, overwrite=overwrite)
     study = {"nodes": nodes, "degree": degree, "graphs": graphs, "seeds": seeds}
     record = run_record(
         model=model,

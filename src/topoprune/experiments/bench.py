@@ -88,6 +88,7 @@ def _setting(config: BenchConfig, job: Job) -> tuple[float, dict[str, Any]]:
         options,
         input_size=setup.input_size,
         data=setup.splits,
+        measure=False,  # the run itself reports what it achieved
     )
     return found.sparsity, found.overrides
 
@@ -118,8 +119,7 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
     s = run.summary
     metrics = run.pruning.metrics if run.pruning is not None else {}
     graph = metrics.get("graph", {})
-    dense_params = metrics.get("dense_params", s.dense_params)
-    dense_macs = metrics.get("dense_macs", s.dense_macs)
+    dense_params, dense_macs = run.dense_counts()
     return {
         "label": job.method.label,
         "method": job.method.name,
@@ -135,8 +135,8 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         "macs": s.macs,
         "dense_params": dense_params,
         "dense_macs": dense_macs,
-        "params_reduction": 1.0 - s.params / dense_params,
-        "macs_reduction": 1.0 - s.macs / dense_macs,
+        "params_reduction": run.reductions()["params"],
+        "macs_reduction": run.reductions()["macs"],
         "nominal_reduction": metrics.get("nominal_reduction", 0.0),
         **_latencies(run.latency_ms),
         "aspl": graph.get("aspl"),

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from topoprune.errors import TopopruneError
-from topoprune.experiments.records import check_out_path, claim_folder, run_record
+from topoprune.experiments.records import check_claimable, claim_folder, run_record
 from topoprune.experiments.run_report import markdown_report
 from topoprune.experiments.runs import RunSetup, RunSummary, run_training, setup_run, train_setup
 from topoprune.files import write_json, write_text
@@ -39,6 +39,7 @@ from topoprune.models import create_model
 from topoprune.pruning import PruneResult, get_method, prune
 from topoprune.pruning.registry import check_options
 from topoprune.training import TrainConfig
+from topoprune.training.trainer import CHECKPOINT_NAME
 
 PRUNE_FILE = "prune.pt"
 PRETRAIN_DIR = "pretrain"
@@ -60,6 +61,21 @@ class PrunedRun:
     prune_s: float | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
     realize_choices: dict[str, str] = field(default_factory=dict)
+
+    def dense_counts(self) -> tuple[int, int]:
+        """(params, MACs) of the dense model the run started from: the pruning's own count
+        where there is one (a narrowed or skip-projected model counts otherwise)."""
+        metrics = self.pruning.metrics if self.pruning is not None else {}
+        summary = self.summary
+        return (
+            metrics.get("dense_params", summary.dense_params),
+            metrics.get("dense_macs", summary.dense_macs),
+        )
+
+    def reductions(self) -> dict[str, float]:
+        """True fractions of params and MACs removed against :meth:`dense_counts`."""
+        params, macs = self.dense_counts()
+        return {"params": 1 - self.summary.params / params, "macs": 1 - self.summary.macs / macs}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,7 +140,7 @@ class RunPlan:
 
     def resumable(self, folder: Path | None) -> bool:
         """Whether training in ``folder`` continues: a resumed run with a checkpoint there."""
-        return self.resume and folder is not None and (folder / "checkpoint.pt").exists()
+        return self.resume and folder is not None and (folder / CHECKPOINT_NAME).exists()
 
 
 def _timed_prune(
@@ -166,9 +182,10 @@ def _at_init(
 
 
 def phase(config: TrainConfig, epochs: int, lr: float) -> TrainConfig:
-    """``config`` for a phase of ``epochs`` epochs: milestones scaled, learning rate ``lr``."""
+    """``config`` for a phase of ``epochs`` epochs: milestones scaled (to at least epoch 1),
+    learning rate ``lr``."""
     scale = epochs / config.epochs
-    milestones = tuple(round(m * scale) for m in config.milestones)
+    milestones = tuple(max(1, round(m * scale)) for m in config.milestones)
     return replace(config, epochs=epochs, lr=lr, milestones=milestones)
 
 
@@ -253,7 +270,7 @@ def run_pruned(
         options=prune_options,
     )
     if out_dir is not None:
-        check_out_path(Path(out_dir))
+        check_claimable(Path(out_dir), resume=resume, overwrite=overwrite)
     plan = RunPlan(
         model_name,
         dataset,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from topoprune.errors import TopopruneError
-from topoprune.files import check_writable, write_json
+from topoprune.files import check_writable, strict, write_json
 
 RECORD_FILE = "run.json"
 NOT_COMPARED = ("command", "environment")
@@ -112,6 +112,21 @@ def check_out_path(out: Path) -> None:
     check_writable(out)
 
 
+def check_claimable(out: Path, *, resume: bool, overwrite: bool, holds: bool | None = None) -> None:
+    """The checks :func:`claim_folder` makes that need no record, made before any work starts:
+    the path, a run there without ``resume``/``overwrite``, nothing there to resume.
+    ``holds`` overrides whether the folder counts as holding a run."""
+    check_out_path(out)
+    holds = (out / RECORD_FILE).is_file() if holds is None else holds
+    if resume and not holds:
+        raise TopopruneError(f"nothing to resume in {out}: it holds no run ({RECORD_FILE})")
+    if holds and not resume and not overwrite:
+        raise TopopruneError(
+            f"{out} already holds a run: --resume to continue it, --overwrite to replace "
+            "it, or a new --out"
+        )
+
+
 def remove_leftovers(folder: Path) -> list[Path]:
     """Delete the temporary files a killed atomic write left in ``folder`` (recursively)."""
     leftovers = [path for path in folder.rglob(".*.tmp") if path.is_file()]
@@ -129,15 +144,13 @@ def claim_folder(
 ) -> None:
     """Check ``out`` against ``record`` (see the module docstring), then write ``run.json``."""
     out = Path(out)
-    check_out_path(out)
+    check_claimable(out, resume=resume, overwrite=overwrite)
     path = out / RECORD_FILE
     if resume:
-        if not path.is_file():
-            raise TopopruneError(f"nothing to resume in {out}: it holds no run ({RECORD_FILE})")
         before = read_record(path)
         compared = {k: v for k, v in record.items() if k not in NOT_COMPARED}
         kept = {k: v for k, v in before.items() if k not in NOT_COMPARED}
-        field = first_difference(kept, json.loads(json.dumps(compared)))
+        field = first_difference(kept, json.loads(json.dumps(strict(compared))))
         if field is not None:
             raise TopopruneError(
                 f"cannot resume {out}: it was run with {field} = "
@@ -146,12 +159,7 @@ def claim_folder(
             )
         remove_leftovers(out)
         return
-    if path.is_file():
-        if not overwrite:
-            raise TopopruneError(
-                f"{out} already holds a run: --resume to continue it, --overwrite to replace "
-                "it, or a new --out"
-            )
+    if path.is_file():  # overwrite (check_claimable refused the rest)
         shutil.rmtree(out)
     write_json(path, record)
 

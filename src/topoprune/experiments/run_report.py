@@ -57,8 +57,8 @@ def markdown_report(runs: list[PrunedRun]) -> str:
     for run in runs:
         s = run.summary
         metrics = run.pruning.metrics if run.pruning else {}
-        true_params = 1 - s.params / s.dense_params
-        true_macs = 1 - s.macs / s.dense_macs
+        true = run.reductions()
+        true_params, true_macs = true["params"], true["macs"]
         lat = " / ".join(
             f"{run.latency_ms[k]:.2f}" if k in run.latency_ms else "—"
             for k in ("dense", "masked", "realized")

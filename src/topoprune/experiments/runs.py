@@ -20,7 +20,7 @@ from topoprune.data import load_dataset
 from topoprune.files import write_json
 from topoprune.measure import count
 from topoprune.models import create_model
-from topoprune.training.trainer import TrainConfig, Trainer, TrainResult
+from topoprune.training.trainer import CHECKPOINT_NAME, TrainConfig, Trainer, TrainResult
 
 
 @dataclass
@@ -157,16 +157,16 @@ def run_training(
     claimed once every input has been checked: an existing run there needs ``resume`` with the
     same record, or ``overwrite``.
     """
-    from topoprune.experiments.records import check_out_path, claim_folder
+    from topoprune.experiments.records import check_claimable, claim_folder
 
     config.validate()  # before anything is written
     claiming = out_dir is not None and record is not None
     if claiming:
-        check_out_path(Path(out_dir))
+        check_claimable(Path(out_dir), resume=resume, overwrite=overwrite)
     setup = setup_run(
         model_name, dataset, seed=config.seed, root=root, split_seed=split_seed, widths=widths
     )
     if claiming:
         claim_folder(out_dir, record, resume=resume, overwrite=overwrite)
-        resume = resume and (Path(out_dir) / "checkpoint.pt").exists()
+        resume = resume and (Path(out_dir) / CHECKPOINT_NAME).exists()
     return train_setup(setup, config, out_dir=out_dir, resume=resume, progress=progress)

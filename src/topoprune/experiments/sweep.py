@@ -6,14 +6,14 @@ or the caller's. Every combination trains for ``sweep_epochs`` in ``OUT/sweep/<k
 with the final run's settings otherwise; the one with the highest final-epoch validation
 accuracy (the first listed on a tie; the test split is never read) is trained again, from
 scratch and for the full epochs, in ``OUT``. Same seed, same masks: the final model carries
-exactly the masks its short run had. Resumable: finished combinations are read back, a
+exactly the masks its short run had (unless the method's search is time-budgeted, such as
+``rgp`` with ``seconds``). Resumable: finished combinations are read back, a
 combination cut off mid-way continues from its checkpoint (with ``resume=True``).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -22,7 +22,7 @@ from typing import Any
 
 from topoprune.errors import TopopruneError
 from topoprune.experiments.protocols import PrunedRun, run_pruned
-from topoprune.experiments.records import RECORD_FILE
+from topoprune.experiments.records import RECORD_FILE, check_claimable
 from topoprune.files import write_json, write_text
 from topoprune.pruning import get_method
 from topoprune.pruning.registry import check_options
@@ -42,6 +42,10 @@ def sweep_grid(method: str, given: Mapping[str, Sequence[Any]] | None) -> list[d
         raise TopopruneError(f"{method} has no default sweep: give one with --sweep KEY=V1,V2")
     keys = list(grid)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def _holds_search(out: Path) -> bool:
+    return (out / RECORD_FILE).is_file() or (out / SWEEP_DIR).is_dir()
 
 
 def _folder_name(combination: Mapping[str, Any]) -> str:
@@ -64,7 +68,8 @@ def run_search(
     """Sweep, choose by validation accuracy, train the choice; (final run, sweep rows).
 
     ``run_kwargs`` go to every :func:`run_pruned` call (root, split_seed, widths, progress,
-    latency_batch, measure_speed, resume).
+    latency_batch); ``measure_speed`` applies to the final run only; ``resume`` continues a
+    search in ``out_dir`` (each run's record compared), ``overwrite`` replaces one.
     """
     options = dict(prune_options or {})
     combinations = sweep_grid(method, grid)
@@ -77,34 +82,34 @@ def run_search(
     short = replace(config, epochs=sweep_epochs)
     measure = run_kwargs.pop("measure_speed", True)
     resume = run_kwargs.pop("resume", False)
-    if run_kwargs.pop("overwrite", False) and out.exists():
+    overwrite = run_kwargs.pop("overwrite", False)
+    check_claimable(out, resume=resume, overwrite=overwrite, holds=_holds_search(out))
+    if overwrite and _holds_search(out):
         shutil.rmtree(out)  # the whole search: its sweep and its final run
     rows = []
     for combination in combinations:
         folder = out / SWEEP_DIR / _folder_name(combination)
-        report = folder / "report.json"
-        if resume and report.exists():
-            done = json.loads(report.read_text())
-            val_acc = done["summary"]["train"]["val_acc"]
-            params_reduction = 1 - done["summary"]["params"] / done["summary"]["dense_params"]
-        else:
-            trial = run_pruned(
-                model_name,
-                dataset,
-                short,
-                method=method,
-                sparsity=sparsity,
-                prune_options={**options, **combination},
-                out_dir=folder,
-                resume=resume and (folder / RECORD_FILE).exists(),
-                measure_speed=False,
-                **run_kwargs,
-            )
-            val_acc = trial.summary.train.val_acc
-            params_reduction = 1 - trial.summary.params / trial.summary.dense_params
-        if val_acc is None:
+        trial = run_pruned(  # a finished one is read back, after its record is compared
+            model_name,
+            dataset,
+            short,
+            method=method,
+            sparsity=sparsity,
+            prune_options={**options, **combination},
+            out_dir=folder,
+            resume=resume and (folder / RECORD_FILE).exists(),
+            measure_speed=False,
+            **run_kwargs,
+        )
+        if trial.summary.train.val_acc is None:
             raise TopopruneError("the sweep selects by validation accuracy: use a validation split")
-        rows.append({**combination, "val_acc": val_acc, "params_reduction": params_reduction})
+        rows.append(
+            {
+                **combination,
+                "val_acc": trial.summary.train.val_acc,
+                "params_reduction": trial.reductions()["params"],
+            }
+        )
     best = max(range(len(rows)), key=lambda i: (rows[i]["val_acc"], -i))
     chosen = combinations[best]
     final = run_pruned(

@@ -44,9 +44,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from topoprune.errors import TopopruneError
-from topoprune.graphs.generate import _check_probability, _count, component_labels, edge_list
+from topoprune.graphs.generate import _check_probability, _count, component_labels
 from topoprune.graphs.paths import aspl
-from topoprune.graphs.smallworld import _reference_seeds, average_clustering
+from topoprune.graphs.smallworld import _check_connected, _reference_seeds, average_clustering
 
 __all__ = [
     "layered_adjacency",
@@ -557,11 +557,6 @@ def _adjacency_of(n: int, links: Sequence[Sequence[int]]) -> np.ndarray:
     return adj
 
 
-def _check_connected_layers(adj: np.ndarray) -> None:
-    if component_labels(len(adj), edge_list(adj)).max() != 0:
-        raise TopopruneError("a layered reference needs a connected graph; this one is not")
-
-
 def layered_reference(
     blocks: Sequence[np.ndarray],
     *,
@@ -591,7 +586,7 @@ def layered_reference(
     if swaps_per_link < 0:
         raise TopopruneError(f"swaps_per_link must be at least 0, got {swaps_per_link}")
     sizes, pairs = _layer_pairs(blocks, skips)
-    _check_connected_layers(layered_adjacency(blocks, skips))
+    _check_connected(layered_adjacency(blocks, skips), "a layered reference")
     return _swap_reference(sizes, pairs, swaps_per_link, seed, towards_local=kind == "lattice")
 
 

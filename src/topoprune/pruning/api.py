@@ -36,7 +36,9 @@ def prune(
     """Prune ``model`` in place with the registered ``method`` and return what was done.
 
     sparsity: the fraction of weights removed from the layers the method masks (the result's
-        metrics add the true params and MACs removed from the whole model).
+        metrics add the true params and MACs removed from the whole model); ``smallworld``
+        masks every layer and reads it as the true fraction of params, ``l1`` as the budget of
+        a mask method at that sparsity (each method's docstring says).
     options: the method's options (``topoprune prune --list-methods`` lists them), checked
         against its dataclass; every method takes ``seed``, ``layers`` and ``exclude``.
     input_size: (C, H, W); when given, true params and MACs are counted before and after.
@@ -57,6 +59,7 @@ def prune(
     layers = prunable_layers(model, include=include, exclude=exclude)
     context = PruneContext(layers, checked.common.seed, input_size, data, include, exclude)
     dense = copy.deepcopy(model) if input_size is not None else None
+    dense_total = sum(p.numel() for p in model.parameters())
     made_for = architecture(model)
     outcome = spec.function(model, sparsity, checked.method, context)
     if outcome.skips:
@@ -70,7 +73,7 @@ def prune(
         from topoprune.models import create_model
 
         counted = create_model(**{**model.config, "widths": outcome.widths})
-    metrics.update(_true_reduction(counted, dense, input_size))
+    metrics.update(_true_reduction(counted, dense, input_size, dense_total))
     rows = outcome.layers or [
         {"name": name, "shape": list(mask.shape), "kept": mask.float().mean().item()}
         for name, mask in outcome.masks.items()
@@ -116,17 +119,25 @@ def call_record(method: str, sparsity: float, options: dict[str, Any]) -> dict[s
 
 
 def _true_reduction(
-    model: nn.Module, dense: nn.Module | None, input_size: tuple[int, int, int] | None
+    model: nn.Module,
+    dense: nn.Module | None,
+    input_size: tuple[int, int, int] | None,
+    dense_total: int,
 ) -> dict[str, Any]:
-    """Fraction of all params (and MACs, given an input size) removed, dense layers included."""
+    """Fraction of all params (and MACs, given an input size) removed, dense layers included;
+    ``dense_total`` is the params of the model before pruning (skip projections excluded)."""
     if dense is None:
-        total = sum(p.numel() for p in model.parameters())
-        masks = [m.weight_mask for m in model.modules() if hasattr(m, "weight_mask")]
-        removed = sum(int((mask == 0).sum()) for mask in masks)
+        kept = sum(
+            int(m.weight_mask.sum())
+            if name == "weight_orig" and hasattr(m, "weight_mask")
+            else p.numel()
+            for m in model.modules()
+            for name, p in m.named_parameters(recurse=False)
+        )
         return {
-            "params": total - removed,
-            "dense_params": total,
-            "params_reduction": removed / total,
+            "params": kept,
+            "dense_params": dense_total,
+            "params_reduction": 1.0 - kept / dense_total,
         }
     from topoprune.measure import count
 

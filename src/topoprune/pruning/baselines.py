@@ -24,6 +24,7 @@ from torch import nn
 from topoprune.errors import TopopruneError
 from topoprune.pruning.layers import PrunableLayer, prunable_layers
 from topoprune.pruning.registry import (
+    CheckedOptions,
     PruneContext,
     Pruning,
     get_method,
@@ -48,6 +49,11 @@ class RandomOptions:
         None, "copy the per-layer kept counts of this method (or of a saved PruneResult file)"
     )
     like_options: dict | None = option(None, "options of the method named by like")
+
+
+def _saved_result(like: str) -> bool:
+    """Whether ``like`` names a saved PruneResult file rather than a method."""
+    return Path(like).is_file()
 
 
 def _units(weight: torch.Tensor, granularity: str) -> int:
@@ -78,7 +84,7 @@ def random_masks(
     masks = {}
     for layer in layers:
         weight = layer.module.weight
-        units = weight.numel() if weight.dim() == 2 else _units(weight, granularity)
+        units = _units(weight, granularity)
         order = torch.randperm(units, generator=generator)
         flat = torch.zeros(units, dtype=torch.bool)
         flat[order[: kept[layer.name]]] = True
@@ -98,21 +104,30 @@ def _copied_masks(
     from topoprune.pruning.base import PruneResult
 
     like = options.like
-    if like.endswith(".pt") and Path(like).is_file():
-        return PruneResult.load(like).masks
-    settings = {"seed": context.seed, **(options.like_options or {})}
+    if _saved_result(like):
+        saved = PruneResult.load(like)
+        saved.apply_to(copy.deepcopy(model))  # refuses a result made for another architecture
+        return saved.masks
+    settings = _like_options(options, context.include, context.exclude, context.seed)
     return prune(copy.deepcopy(model), like, sparsity, **settings).masks
 
 
+def _like_options(options: RandomOptions, layers: Any, exclude: Any, seed: int) -> dict:
+    """The call of the copied method: its options, and random's layer patterns and seed."""
+    return {"seed": seed, "layers": layers, "exclude": exclude, **(options.like_options or {})}
+
+
 def _match_like(
-    model: nn.Module, kind: str, target: float, options: RandomOptions, **where: Any
+    model: nn.Module, kind: str, target: float, checked: CheckedOptions, **where: Any
 ) -> tuple[float, dict[str, Any]] | None:
     """``random`` copying another method is matched as that method is."""
     from topoprune.pruning.match import match_sparsity
 
-    if options.like is None:
+    options, common = checked.method, checked.common
+    if options.like is None or _saved_result(options.like):
         return None
-    found = match_sparsity(model, options.like, kind, target, options.like_options, **where)
+    settings = _like_options(options, common.layers, common.exclude, common.seed)
+    found = match_sparsity(model, options.like, kind, target, settings, measure=False, **where)
     return found.sparsity, {}
 
 
@@ -121,11 +136,17 @@ def _check_like(sparsity: float, options: RandomOptions) -> None:
     from topoprune.pruning.registry import check_options
 
     like = options.like
-    if like is None or (like.endswith(".pt") and Path(like).is_file()):
+    if like is None or _saved_result(like):
         return
     if like == "random":
         raise TopopruneError("random cannot copy itself: name another method in like")
-    check_options(get_method(like), options.like_options or {}, sparsity)
+    copied = get_method(like)
+    if copied.protocol != "at-init":
+        raise TopopruneError(
+            f"random copies the masks of a method that prunes before training; {like} is "
+            f"{copied.protocol}"
+        )
+    check_options(copied, options.like_options or {}, sparsity)
 
 
 @register_method(

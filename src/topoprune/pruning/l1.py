@@ -234,7 +234,7 @@ class L1Options:
 
 
 def _match_l1(
-    model: nn.Module, kind: str, target: float, options: L1Options, **where: Any
+    model: nn.Module, kind: str, target: float, checked: Any, **where: Any
 ) -> tuple[float, dict[str, Any]]:
     """``match: params|macs`` sets l1's own budget: that fraction of that count removed."""
     return target, {"target": kind, "removed": target}
@@ -242,7 +242,11 @@ def _match_l1(
 
 @register_method("l1", protocol="after-training", options=L1Options, match=_match_l1)
 def l1(model: nn.Module, sparsity: float, options: L1Options, context: PruneContext) -> Pruning:
-    """Remove the channels of lowest L1 norm, physically, down to a mask method's MACs."""
+    """Remove the lowest-L1 channels physically, down to a MACs or params budget."""
+    if context.include is not None or context.exclude:
+        raise TopopruneError(
+            "l1 removes channels from every coupled group: layers and exclude do not apply"
+        )
     input_size = context.require_input_size("l1")
     budget = None
     if options.removed is not None:

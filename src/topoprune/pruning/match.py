@@ -31,7 +31,7 @@ class Match:
     requested: float
     sparsity: float
     overrides: dict[str, Any]
-    achieved: float
+    achieved: float | None
 
 
 def true_reduction(
@@ -61,8 +61,12 @@ def match_sparsity(
     *,
     input_size: tuple[int, int, int] | None = None,
     data: Any = None,
+    measure: bool = True,
 ) -> Match:
     """The setting of ``method`` that removes the true fraction ``target`` of ``kind``.
+
+    ``options`` are the method's options (``layers``/``exclude`` included: only those layers
+    count); ``measure=False`` skips the final pruning that reports ``achieved`` (then None).
 
     >>> from topoprune.models import create_model
     >>> model = create_model("lenet5", in_channels=1)
@@ -81,12 +85,14 @@ def match_sparsity(
     where = {"input_size": input_size, "data": data}
     found = None
     if spec.match is not None:
-        found = spec.match(model, kind, target, check_options(spec, options).method, **where)
+        found = spec.match(model, kind, target, check_options(spec, options), **where)
     if found is None:
         sparsity, overrides = _bisect(model, spec, kind, target, options, where), {}
     else:
         sparsity, overrides = found
-    achieved = true_reduction(model, spec, sparsity, {**options, **overrides}, kind, **where)
+    achieved = None
+    if measure:
+        achieved = true_reduction(model, spec, sparsity, {**options, **overrides}, kind, **where)
     return Match(kind, target, sparsity, overrides, achieved)
 
 

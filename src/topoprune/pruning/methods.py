@@ -1,5 +1,3 @@
 """The built-in methods: importing this module registers each of them."""
 
-from topoprune.pruning import baselines, l1, rgp, smallworld
-
-BUILTIN_MODULES = (rgp, baselines, l1, smallworld)
+from topoprune.pruning import baselines, l1, rgp, smallworld  # noqa: F401

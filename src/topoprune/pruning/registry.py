@@ -28,6 +28,7 @@ options of a protocol's runner (:class:`AfterTrainingOptions`) are part of the s
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -82,6 +83,10 @@ class AfterTrainingOptions:
         >>> AfterTrainingOptions().epochs(5)
         (2, 3)
         """
+        if not math.isfinite(self.pretrain_fraction):
+            raise TopopruneError(
+                f"pretrain_fraction must be a number, got {self.pretrain_fraction}"
+            )
         dense = int(self.pretrain_fraction * total)
         if not 1 <= dense < total:
             raise TopopruneError(
@@ -93,7 +98,7 @@ class AfterTrainingOptions:
 
     def validate(self, total_epochs: int) -> None:
         """Raise :class:`TopopruneError` unless the split fits ``total_epochs``."""
-        if not self.finetune_lr_scale > 0:
+        if not (math.isfinite(self.finetune_lr_scale) and self.finetune_lr_scale > 0):
             raise TopopruneError(f"finetune_lr_scale must be > 0, got {self.finetune_lr_scale!r}")
         self.epochs(total_epochs)
 
@@ -175,8 +180,10 @@ class OptionSpec:
 class Method:
     """A registered method.
 
-    match: maps a true fraction of params or MACs to remove onto (sparsity, option overrides);
-        None (or a match returning None) uses the generic bisection over ``sparsity``.
+    match: ``match(model, kind, target, checked, input_size=..., data=...)`` maps a true
+        fraction ``target`` of ``kind`` ("params"/"macs") to remove onto (sparsity, option
+        overrides), ``checked`` being the call's :class:`CheckedOptions`; None (or a match
+        returning None) uses the generic bisection over ``sparsity``.
     check: ``check(sparsity, options)`` raises :class:`TopopruneError` when the options cannot
         work at that sparsity, so that a bench or CLI call fails before any training.
     sweep: the options ``topoprune prune --search`` sweeps by default, with their values.
@@ -230,7 +237,7 @@ def register_method(
     shared |= {spec.name for spec in option_specs(PROTOCOL_OPTIONS[protocol])}
     clash = [spec.name for spec in option_specs(options) if spec.name in shared]
     if clash:
-        raise TopopruneError(f"option {clash[0]!r} of {name!r} repeats a common option")
+        raise TopopruneError(f"option {clash[0]!r} of {name!r} repeats a common or protocol option")
 
     def decorate(function: MethodFunction) -> MethodFunction:
         if name in _METHODS:
@@ -242,7 +249,8 @@ def register_method(
 
 
 def unregister_method(name: str) -> None:
-    """Remove ``name`` from the registry (for tests and interactive sessions)."""
+    """Remove ``name`` from the registry (for methods registered by tests and sessions; a
+    built-in method removed stays removed for the rest of the process)."""
     _METHODS.pop(name, None)
 
 

@@ -38,6 +38,7 @@ from topoprune.graphs.swap import STRATEGIES, optimize, search_engine
 from topoprune.pruning.blocks import block_mask
 from topoprune.pruning.layers import PrunableLayer
 from topoprune.pruning.registry import (
+    CheckedOptions,
     PruneContext,
     Pruning,
     get_method,
@@ -253,21 +254,32 @@ def graph_pruning(
 
 
 def match_degree(
-    model: nn.Module, kind: str, target: float, options: GraphOptions, **where: Any
+    model: nn.Module, kind: str, target: float, checked: CheckedOptions, **where: Any
 ) -> tuple[float, dict[str, Any]]:
     """The sparsity of the valid degree whose true ``kind`` ("params"/"macs") reduction is
-    nearest ``target``; the counts depend only on the degree, so ring lattices stand in for
-    whatever graph the method would make."""
+    nearest ``target`` on the chosen layers; the counts depend only on the degree, so ring
+    lattices stand in for whatever graph the method would make. A given graph has one
+    sparsity of its own."""
     from topoprune.pruning.match import true_reduction
 
-    nodes = options.node_count
+    options = checked.method
     shift = 1 if options.self_loops else 0
+    graph = getattr(options, "graph", None)
+    if graph is not None:
+        adj = load_graph(graph) if isinstance(graph, str) else np.asarray(graph)
+        return 1.0 - (adj.sum(axis=1).mean() + shift) / len(adj), {}
+    nodes = options.node_count
     best: tuple[float, float] | None = None
     for degree in range(2, nodes):
         if (nodes * degree) % 2:
             continue
         sparsity = 1.0 - (degree + shift) / nodes
-        lattice = {"nodes": nodes, "self_loops": options.self_loops}
+        lattice = {
+            "nodes": nodes,
+            "self_loops": options.self_loops,
+            "layers": checked.common.layers,
+            "exclude": checked.common.exclude,
+        }
         achieved = true_reduction(model, get_method("lattice"), sparsity, lattice, kind, **where)
         if best is None or abs(achieved - target) < abs(best[1] - target):
             best = (sparsity, achieved)

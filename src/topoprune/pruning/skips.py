@@ -40,8 +40,10 @@ class SkipProjection(nn.Module):
         self._input = args[0]
 
     def add(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        """Hook on ``target``: its output (B, out) plus the projection of the kept input."""
-        return output + self.linear(self._input)
+        """Hook on ``target``: its output (B, out) plus the projection of the kept input, which
+        is then let go (no activations or autograd graph stay on the module)."""
+        kept, self._input = self._input, None
+        return output + self.linear(kept)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
@@ -53,15 +55,17 @@ def attach_skips(model: nn.Module, specs: Sequence[dict[str, Any]], *, seed: int
     if hasattr(model, SKIPS_NAME):
         raise TopopruneError("the model already has skip projections: prune a fresh model")
     modules = dict(model.named_modules())
-    generator = torch.Generator().manual_seed(seed)
-    skips = nn.ModuleList()
-    for spec in specs:
+    for spec in specs:  # every spec is checked before the model changes
         source, target = modules.get(spec["source"]), modules.get(spec["target"])
         if not isinstance(source, nn.Linear) or not isinstance(target, nn.Linear):
             raise TopopruneError(
                 f"a skip projection links two Linear layers; {spec['source']!r} -> "
                 f"{spec['target']!r} is not that: replay it on the same architecture"
             )
+    generator = torch.Generator().manual_seed(seed)
+    skips = nn.ModuleList()
+    for spec in specs:
+        source, target = modules[spec["source"]], modules[spec["target"]]
         skip = SkipProjection(spec["source"], spec["target"], spec["in"], spec["out"])
         bound = spec["in"] ** -0.5
         with torch.no_grad():

@@ -266,7 +266,7 @@ def mask_topology(
 
 
 def _match_params(
-    model: nn.Module, kind: str, target: float, options: SmallWorldOptions, **where: Any
+    model: nn.Module, kind: str, target: float, checked: Any, **where: Any
 ) -> tuple[float, dict[str, Any]] | None:
     """Small-world's sparsity already is the true fraction of params removed."""
     return (target, {}) if kind == "params" else None
