@@ -24,7 +24,10 @@ def _current_umask() -> int:
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(file)`` on a temporary file next to ``path``, then rename it onto ``path``.
 
-    >>> atomic_write("out.bin", lambda f: f.write(b"abc"))  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = atomic_write(Path(tempfile.mkdtemp()) / "out.bin", lambda f: f.write(b"abc"))
+    >>> path.read_bytes()
+    b'abc'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
