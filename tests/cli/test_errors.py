@@ -4,6 +4,7 @@ nothing written. One case per row of docs/errors.md (a test keeps the two in ste
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,11 @@ CASES = {
     "milestones": (["train", *TRAIN, "--milestones", "a"], "--milestones must be", None),
     "device-bogus": (["train", *TRAIN, "--device", "bogus"], "unknown device 'bogus'", None),
     "device-cuda": (["train", *TRAIN, "--device", "cuda"], "has no CUDA device", "no-cuda"),
+    "tensorboard-missing": (
+        ["train", *TRAIN, "--tensorboard", "{out}/tb"],
+        "--tensorboard needs the tensorboard package",
+        "no-tensorboard",
+    ),
     "out-is-file": (["train", *TRAIN], "is a file: give a folder", "out-file"),
     "out-under-file": (["train", *TRAIN], "lies under the file", "out-under-file"),
     "out-unwritable": (["train", *TRAIN], "cannot write in", "unwritable"),
@@ -154,6 +160,9 @@ def _prepare(kind, tmp_path, out, monkeypatch):
         return None
     if kind == "no-cuda":
         monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+        return None
+    if kind == "no-tensorboard":
+        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
         return None
     if kind == "out-file":
         out.write_text("x")

@@ -41,6 +41,9 @@ def add_training_options(parser: argparse.ArgumentParser, *, epochs: int = 1) ->
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument(
+        "--tensorboard", default=None, metavar="DIR", help="stream the epochs' scalars here"
+    )
 
 
 def parse_widths(text: str | None) -> list[int] | None:
@@ -62,6 +65,7 @@ def run_options(args: argparse.Namespace) -> dict:
         "progress": not args.no_progress,
         "widths": parse_widths(args.widths),
         "overwrite": args.overwrite,
+        "tensorboard": args.tensorboard,
     }
 
 

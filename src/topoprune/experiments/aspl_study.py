@@ -114,6 +114,7 @@ def run_study(
     progress: bool = True,
     resume: bool = False,
     overwrite: bool = False,
+    tensorboard: str | Path | None = None,
 ) -> StudyResult:
     """Train ``graphs × seeds`` RGP-pruned networks and correlate ASPL with test accuracy.
 
@@ -167,6 +168,7 @@ def run_study(
                 measure_speed=False,
                 widths=widths,
                 label=entry["label"],
+                tensorboard=None if tensorboard is None else Path(tensorboard) / run_dir.name,
             )
             rows.append(
                 {

@@ -39,6 +39,7 @@ from topoprune.models import create_model
 from topoprune.pruning import PruneResult, get_method, prune
 from topoprune.pruning.registry import check_options
 from topoprune.training import TrainConfig
+from topoprune.training.tensorboard import check_tensorboard
 from topoprune.training.trainer import CHECKPOINT_NAME
 
 PRUNE_FILE = "prune.pt"
@@ -109,6 +110,7 @@ class RunPlan:
     progress: bool = True
     record: dict[str, Any] | None = None
     overwrite: bool = False
+    tensorboard: Path | None = None
     claimed: bool = False
 
     def setup(self, seed: int, widths: list[int] | None = None) -> RunSetup:
@@ -136,6 +138,7 @@ class RunPlan:
             resume=self.resumable(self.out_dir),
             progress=self.progress,
             record=record,
+            tensorboard=self.tensorboard,
         )
 
     def resumable(self, folder: Path | None) -> bool:
@@ -208,6 +211,7 @@ def _after_training(
         resume=plan.resumable(pretrain_dir),
         progress=plan.progress,
         widths=plan.widths,
+        tensorboard=None if plan.tensorboard is None else plan.tensorboard / PRETRAIN_DIR,
     )
     setup.model.load_state_dict(pretrain.trained.state_dict())
     result, seconds = _timed_prune(setup, method, sparsity, options)
@@ -249,6 +253,7 @@ def run_pruned(
     widths: list[int] | None = None,
     measure_speed: bool = True,
     overwrite: bool = False,
+    tensorboard: str | Path | None = None,
 ) -> PrunedRun:
     """Train ``model_name`` on ``dataset`` pruned by ``method`` (dense when None) and report.
 
@@ -256,6 +261,8 @@ def run_pruned(
     (``run.json``): an existing run there needs ``resume`` (same record) or ``overwrite``.
     """
     config.validate()
+    if tensorboard is not None:
+        check_tensorboard()
     if measure_speed and latency_batch < 1:
         raise TopopruneError(f"the latency batch must be >= 1, got {latency_batch}")
     record = run_record(
@@ -282,6 +289,7 @@ def run_pruned(
         progress,
         record,
         overwrite,
+        None if tensorboard is None else Path(tensorboard),
     )
     if method is None:
         setup = plan.setup(config.seed)

@@ -103,11 +103,15 @@ def train_setup(
     resume: bool = False,
     progress: bool = True,
     record: dict[str, Any] | None = None,
+    tensorboard: str | Path | None = None,
 ) -> RunSummary:
     """Train ``setup.model`` (as it is: masked, narrowed, ...) and return its summary.
 
-    ``record`` (JSON) is saved in ``config.json`` beside the setup's own record.
+    ``record`` (JSON) is saved in ``config.json`` beside the setup's own record;
+    ``tensorboard``: a folder to stream the epochs' scalars to.
     """
+    from topoprune.training.tensorboard import scalar_writer
+
     result = Trainer(
         setup.model,
         setup.splits,
@@ -116,6 +120,7 @@ def train_setup(
         resume=resume,
         progress=progress,
         record={**setup.record, **(record or {})},
+        on_epoch_end=None if tensorboard is None else scalar_writer(tensorboard),
     ).fit()
     model = setup.model.cpu()  # counting and the reports' latencies run on the CPU
     counts = count(model, setup.input_size)
@@ -150,6 +155,7 @@ def run_training(
     widths: list[int] | None = None,
     record: dict[str, Any] | None = None,
     overwrite: bool = False,
+    tensorboard: str | Path | None = None,
 ) -> RunSummary:
     """Train ``model_name`` from scratch on ``dataset`` and return its summary.
 
@@ -158,8 +164,11 @@ def run_training(
     same record, or ``overwrite``.
     """
     from topoprune.experiments.records import check_claimable, claim_folder
+    from topoprune.training.tensorboard import check_tensorboard
 
     config.validate()  # before anything is written
+    if tensorboard is not None:
+        check_tensorboard()
     claiming = out_dir is not None and record is not None
     if claiming:
         check_claimable(Path(out_dir), resume=resume, overwrite=overwrite)
@@ -169,4 +178,6 @@ def run_training(
     if claiming:
         claim_folder(out_dir, record, resume=resume, overwrite=overwrite)
         resume = resume and (Path(out_dir) / CHECKPOINT_NAME).exists()
-    return train_setup(setup, config, out_dir=out_dir, resume=resume, progress=progress)
+    return train_setup(
+        setup, config, out_dir=out_dir, resume=resume, progress=progress, tensorboard=tensorboard
+    )

@@ -68,7 +68,8 @@ def run_search(
     """Sweep, choose by validation accuracy, train the choice; (final run, sweep rows).
 
     ``run_kwargs`` go to every :func:`run_pruned` call (root, split_seed, widths, progress,
-    latency_batch); ``measure_speed`` applies to the final run only; ``resume`` continues a
+    latency_batch); ``measure_speed`` applies to the final run only, ``tensorboard`` gets a
+    subfolder per sweep run; ``resume`` continues a
     search in ``out_dir`` (each run's record compared), ``overwrite`` replaces one.
     """
     options = dict(prune_options or {})
@@ -83,6 +84,7 @@ def run_search(
     measure = run_kwargs.pop("measure_speed", True)
     resume = run_kwargs.pop("resume", False)
     overwrite = run_kwargs.pop("overwrite", False)
+    board = run_kwargs.pop("tensorboard", None)
     check_claimable(out, resume=resume, overwrite=overwrite, holds=_holds_search(out))
     if overwrite and _holds_search(out):
         shutil.rmtree(out)  # the whole search: its sweep and its final run
@@ -99,6 +101,7 @@ def run_search(
             out_dir=folder,
             resume=resume and (folder / RECORD_FILE).exists(),
             measure_speed=False,
+            tensorboard=None if board is None else Path(board) / SWEEP_DIR / folder.name,
             **run_kwargs,
         )
         if trial.summary.train.val_acc is None:
@@ -122,6 +125,7 @@ def run_search(
         out_dir=out,
         resume=resume and (out / RECORD_FILE).exists(),
         measure_speed=measure,
+        tensorboard=board,
         **run_kwargs,
     )
     write_json(out / "sweep.json", {"epochs": sweep_epochs, "rows": rows, "chosen": chosen})
