@@ -1,7 +1,9 @@
 """Atomic file writes, shared by every layer of the package (no torch, no numpy).
 
 A file is written to a temporary name in the target's folder and renamed over the target, so a
-crash never leaves a half-written checkpoint, graph, log or report behind.
+crash never leaves a half-written checkpoint, graph, log or report behind. Under torchrun only
+rank 0 writes: on the other ranks (``RANK`` > 0) every write is skipped, so that the ranks of
+one run never race for the same files.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+
+def is_main_process() -> bool:
+    """Whether this process writes: True unless torchrun made it a rank other than 0."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _current_umask() -> int:
@@ -30,6 +37,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     b'abc'
     """
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

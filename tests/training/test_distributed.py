@@ -45,3 +45,46 @@ def test_two_ranks_stay_in_lock_step(tmp_path):
     assert torch.equal(rank0["weights"], rank1["weights"])  # DDP keeps replicas identical
     assert rank0["acc"] == rank1["acc"]  # evaluation is all-reduced over the two stripes
     assert (tmp_path / "log.jsonl").exists()  # only rank 0 writes
+
+
+def _prune_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    from topoprune.experiments.protocols import run_pruned
+
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.05, seed=0, max_steps_per_epoch=3)
+    run = run_pruned(  # a time-budgeted graph search: the ranks' own graphs differ
+        "resnet20",
+        "digits",
+        config,
+        method="rgp",
+        sparsity=0.75,
+        prune_options={"nodes": 16, "seconds": 0.2, "strategy": "anneal"},
+        out_dir=f"{out}/run",
+        progress=False,
+        measure_speed=False,
+    )
+    model = run.summary.trained
+    masks = {n: b for n, b in model.named_buffers() if n.endswith("weight_mask")}
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    torch.save({"masks": masks, "weights": weights}, f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_a_pruned_run_trains_under_two_ranks_with_rank_0s_masks(tmp_path):
+    mp.spawn(_prune_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt")
+    rank1 = torch.load(tmp_path / "rank1.pt")
+    assert rank0["masks"].keys() == rank1["masks"].keys() and rank0["masks"]
+    for name, mask in rank0["masks"].items():  # DDP broadcast rank 0's masks to rank 1
+        assert torch.equal(mask, rank1["masks"][name])
+    assert torch.equal(rank0["weights"], rank1["weights"])
+    written = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert "run.json" in written and "prune.pt" in written and "checkpoint.pt" in written
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # no rank raced on a write

@@ -9,11 +9,14 @@ printed as one line and the process exits with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
 
 from topoprune.errors import TopopruneError
+from topoprune.files import is_main_process
 
 _COMMAND_MODULES = ("demo", "train", "prune", "study", "bench", "count", "graph")
 
@@ -41,13 +44,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.method_flags = extra
     try:
-        return int(args.func(args) or 0)
+        with contextlib.ExitStack() as stack:
+            if not is_main_process():  # under torchrun only rank 0 prints (and writes)
+                stack.enter_context(contextlib.redirect_stdout(stack.enter_context(_devnull())))
+            return int(args.func(args) or 0)
     except TopopruneError as err:
         print(f"topoprune: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("topoprune: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
+
+
+def _devnull():  # noqa: ANN202
+    return open(os.devnull, "w")  # noqa: SIM115 (closed by the ExitStack)
+
+
+def _leave_process_group() -> None:
+    """Tear the torchrun process group down once the command is done (if one was made)."""
+    if "torch.distributed" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from topoprune.errors import TopopruneError
-from topoprune.files import check_writable, strict, write_json
+from topoprune.files import check_writable, is_main_process, strict, write_json
 
 RECORD_FILE = "run.json"
 NOT_COMPARED = ("command", "environment")
@@ -115,7 +115,10 @@ def check_out_path(out: Path) -> None:
 def check_claimable(out: Path, *, resume: bool, overwrite: bool, holds: bool | None = None) -> None:
     """The checks :func:`claim_folder` makes that need no record, made before any work starts:
     the path, a run there without ``resume``/``overwrite``, nothing there to resume.
-    ``holds`` overrides whether the folder counts as holding a run."""
+    ``holds`` overrides whether the folder counts as holding a run. Under torchrun rank 0 alone
+    checks and claims (a refusal there ends the job)."""
+    if not is_main_process():
+        return
     check_out_path(out)
     holds = (out / RECORD_FILE).is_file() if holds is None else holds
     if resume and not holds:
@@ -144,6 +147,8 @@ def claim_folder(
 ) -> None:
     """Check ``out`` against ``record`` (see the module docstring), then write ``run.json``."""
     out = Path(out)
+    if not is_main_process():
+        return
     check_claimable(out, resume=resume, overwrite=overwrite)
     path = out / RECORD_FILE
     if resume:

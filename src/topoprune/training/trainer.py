@@ -268,7 +268,8 @@ class Trainer:
 
     # -- training ----------------------------------------------------------------------------
     def _train_epoch(self, model: nn.Module, epoch: int) -> tuple[float, float]:
-        """One epoch over this rank's shard; returns (mean loss, accuracy %) on the train shard."""
+        """One epoch over this rank's shard; returns (mean loss, accuracy %) over the samples
+        of every rank (summed across ranks under torchrun)."""
         config = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * _lr_factor(config, epoch)
@@ -305,6 +306,7 @@ class Trainer:
             totals[1] += (logits.argmax(1) == labels).sum().item()
             totals[2] += len(labels)
             bar.set_postfix(loss=f"{totals[0].item() / totals[2].item():.3f}")
+        distributed.all_reduce_sum(totals, self.ctx)  # the whole epoch's figures, every rank
         count = max(totals[2].item(), 1.0)
         return totals[0].item() / count, 100.0 * totals[1].item() / count
 
