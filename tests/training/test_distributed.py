@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -88,3 +89,57 @@ def test_a_pruned_run_trains_under_two_ranks_with_rank_0s_masks(tmp_path):
     written = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert "run.json" in written and "prune.pt" in written and "checkpoint.pt" in written
     assert not list((tmp_path / "run").glob(".*.tmp"))  # no rank raced on a write
+
+
+def _weights(model) -> torch.Tensor:
+    """Every parameter and BatchNorm running statistic, flattened."""
+    state = [p.detach().flatten() for p in model.parameters()]
+    state += [b.detach().float().flatten() for n, b in model.named_buffers() if "running" in n]
+    return torch.cat(state)
+
+
+def _train_steps(model_name: str, batch_size: int, sync_bn: bool):
+    torch.set_num_threads(1)
+    splits = load_dataset("digits")
+    model = create_model(model_name, num_classes=10, in_channels=1, seed=0)
+    config = TrainConfig(
+        epochs=1, batch_size=batch_size, lr=0.05, seed=0, max_steps_per_epoch=5, sync_bn=sync_bn
+    )
+    train(model, splits, config, progress=False)
+    return _weights(model)
+
+
+def _lock_step_worker(rank: int, world: int, port: int, out: str, name: str, sync: bool) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    weights = _train_steps(name, 8, sync)
+    torch.save(weights, f"{out}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize(("name", "sync"), [("lenet5", False), ("resnet20", True)])
+def test_two_ranks_train_as_one_process_with_the_same_global_batch(tmp_path, name, sync):
+    mp.spawn(
+        _lock_step_worker, args=(2, _free_port(), str(tmp_path), name, sync), nprocs=2, join=True
+    )
+    ranks = torch.load(tmp_path / "rank0.pt")
+    alone = _train_steps(name, 16, sync)  # one process, the global batch of the two ranks
+    assert torch.equal(ranks, torch.load(tmp_path / "rank1.pt"))
+    assert (ranks - alone).abs().max().item() < 1e-5
+
+
+def test_without_sync_bn_the_ranks_normalise_with_their_own_statistics(tmp_path):
+    mp.spawn(
+        _lock_step_worker,
+        args=(2, _free_port(), str(tmp_path), "resnet20", False),
+        nprocs=2,
+        join=True,
+    )
+    assert (
+        torch.load(tmp_path / "rank0.pt") - _train_steps("resnet20", 16, False)
+    ).abs().max() > 1e-4

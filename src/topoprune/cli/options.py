@@ -36,6 +36,9 @@ def add_training_options(parser: argparse.ArgumentParser, *, epochs: int = 1) ->
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--sync-bn", action="store_true", help="under torchrun: BatchNorm over all ranks' batches"
+    )
     parser.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch")
     parser.add_argument("--out", default=None, help="run folder (log, checkpoint, result)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -95,4 +98,5 @@ def training_config(args: argparse.Namespace):  # -> TrainConfig (torch imported
         seed=args.seed,
         device=args.device,
         max_steps_per_epoch=args.max_steps,
+        sync_bn=args.sync_bn,
     )

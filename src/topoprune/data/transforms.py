@@ -13,6 +13,8 @@ generator seeded the same gives the same output.
 True
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import torch
@@ -30,12 +32,15 @@ FLIP_DATASETS = frozenset({"cifar10", "cifar100", "imagefolder"})
 
 
 def random_crop(
-    batch: torch.Tensor, padding: int, generator: torch.Generator | None = None
+    batch: torch.Tensor,
+    padding: int,
+    generator: torch.Generator | None = None,
+    offsets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Zero-pad every side by ``padding``, then cut a random H×W window out of each image.
 
-    Each image's window offset ``(dy, dx)`` is uniform in ``0 .. 2·padding``; ``padding=0``
-    returns ``batch`` itself.
+    Each image's window offset ``(dy, dx)`` is uniform in ``0 .. 2·padding`` (or given:
+    ``offsets`` of shape (2, B)); ``padding=0`` returns ``batch`` itself.
 
     >>> batch = torch.arange(4.0).view(1, 1, 2, 2)
     >>> random_crop(batch, 1, torch.Generator().manual_seed(3)).shape
@@ -46,8 +51,8 @@ def random_crop(
     if padding == 0:
         return batch
     size, channels, height, width = batch.shape
-    draw_on = _device_of(generator)
-    offsets = torch.randint(2 * padding + 1, (2, size), generator=generator, device=draw_on)
+    if offsets is None:
+        offsets = crop_offsets(size, padding, generator)
     offsets = offsets.to(batch.device)
     padded = F.pad(batch, (padding, padding, padding, padding))
     rows = offsets[0, :, None] + torch.arange(height, device=batch.device)  # B×H
@@ -57,18 +62,33 @@ def random_crop(
     return padded[images, planes, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def crop_offsets(count: int, padding: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Window offsets of :func:`random_crop` for ``count`` images, shape (2, count)."""
+    draw_on = _device_of(generator)
+    return torch.randint(2 * padding + 1, (2, count), generator=generator, device=draw_on)
+
+
+def flip_draws(count: int, generator: torch.Generator | None, p: float = 0.5) -> torch.Tensor:
+    """Which of ``count`` images :func:`random_hflip` mirrors, bool (count,)."""
+    return torch.rand(count, generator=generator, device=_device_of(generator)) < p
+
+
 def random_hflip(
-    batch: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
+    batch: torch.Tensor,
+    generator: torch.Generator | None = None,
+    p: float = 0.5,
+    flips: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mirror each image left to right with probability ``p``.
+    """Mirror each image left to right with probability ``p`` (or where ``flips``, bool (B,)).
 
     >>> batch = torch.tensor([[[[1.0, 2.0]]]])
     >>> random_hflip(batch, p=1.0)
     tensor([[[[2., 1.]]]])
     """
     _check_batch(batch)
-    draws = torch.rand(batch.shape[0], generator=generator, device=_device_of(generator))
-    flips = (draws < p).to(batch.device)
+    if flips is None:
+        flips = flip_draws(batch.shape[0], generator, p)
+    flips = flips.to(batch.device)
     return torch.where(flips[:, None, None, None], batch.flip(-1), batch)
 
 
@@ -107,10 +127,38 @@ class BatchTransform:
     def __call__(
         self, batch: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        batch = random_crop(batch, self.padding, generator)
-        if self.flip:
-            batch = random_hflip(batch, generator)
+        return self.apply(batch, self.draw(batch.shape[0], generator))
+
+    def draw(self, count: int, generator: torch.Generator | None = None) -> AugmentDraws:
+        """The random choices for ``count`` samples, drawn in one go (crop offsets, flips)."""
+        offsets = crop_offsets(count, self.padding, generator) if self.padding else None
+        return AugmentDraws(offsets, flip_draws(count, generator) if self.flip else None)
+
+    def apply(self, batch: torch.Tensor, draws: AugmentDraws) -> torch.Tensor:
+        """Crop, flip and normalise ``batch`` (B×C×H×W) with the B samples' ``draws``."""
+        if draws.offsets is not None:
+            batch = random_crop(batch, self.padding, offsets=draws.offsets)
+        if draws.flips is not None:
+            batch = random_hflip(batch, flips=draws.flips)
         return normalize_batch(batch, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class AugmentDraws:
+    """Random choices of :class:`BatchTransform` for a set of samples.
+
+    offsets: (2, N) crop offsets or None; flips: bool (N,) or None. ``draws.take(index)``
+    selects the samples of a batch (index: int64 (B,) positions into the N).
+    """
+
+    offsets: torch.Tensor | None
+    flips: torch.Tensor | None
+
+    def take(self, index: torch.Tensor) -> AugmentDraws:
+        return AugmentDraws(
+            None if self.offsets is None else self.offsets[:, index],
+            None if self.flips is None else self.flips[index],
+        )
 
 
 def train_augment(splits: DatasetSplits) -> BatchTransform:

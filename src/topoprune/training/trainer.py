@@ -1,9 +1,11 @@
 """One trainer for every method: SGD, cosine or multistep schedule, seeded, resumable.
 
 Determinism: the shuffling permutation and the augmentation of epoch ``e`` come from generators
-seeded with ``(seed, e)``, so an epoch depends only on the model/optimiser state at its start. A
-checkpoint written atomically after every epoch holds that state; ``resume=True`` reloads it and
-continues, and the resumed run ends with exactly the numbers of an uninterrupted one (on CPU).
+seeded with ``(seed, e)`` (each sample's crop and flip are drawn for the whole epoch at once, so
+they depend on the sample, not on the rank or batch that trains it), so an epoch depends only
+on the model/optimiser state at its start. A checkpoint written atomically after every epoch
+holds that state; ``resume=True`` reloads it and continues, and the resumed run ends with exactly
+the numbers of an uninterrupted one (on CPU).
 
 Accuracy reported is the final epoch's on the test split; the validation split is the only one
 used to select anything (``best_val_acc`` is reported, never a best test accuracy).
@@ -24,12 +26,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from topoprune.data.memory import InMemoryImages, to_unit_float
+from topoprune.data.transforms import BatchTransform
 from topoprune.errors import TopopruneError
 from topoprune.files import write_json, write_jsonl
 from topoprune.training import distributed
 from topoprune.training.checkpoint import check_model_state, load_checkpoint, save_checkpoint
 
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -57,6 +59,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used only on CUDA
     eval_batch_size: int = 512
     max_steps_per_epoch: int | None = None  # cap for smoke tests
+    sync_bn: bool = False  # under torchrun: BatchNorm statistics over every rank's batch
 
     def validate(self) -> None:
         """Raise :class:`TopopruneError` (one line) on any setting that makes no sense."""
@@ -132,15 +135,17 @@ def _lr_factor(config: TrainConfig, epoch: int) -> float:
 
 def _batches(
     dataset: Dataset, indices: torch.Tensor, batch_size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield (x: B×C×H×W float, y: B long) over ``indices`` in order, ``batch_size`` at a time."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield (index: B long, x: B×C×H×W float, y: B long) over ``indices`` in order,
+    ``batch_size`` at a time; ``index`` holds the samples' positions in ``dataset``."""
+    chunks = [indices[s : s + batch_size] for s in range(0, len(indices), batch_size)]
     if isinstance(dataset, InMemoryImages):  # fast path: slice the stored tensors directly
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
-            yield to_unit_float(dataset.images[chunk]), dataset.labels[chunk]
+        for chunk in chunks:
+            yield chunk, to_unit_float(dataset.images[chunk]), dataset.labels[chunk]
         return
-    batch_index = [indices[s : s + batch_size].tolist() for s in range(0, len(indices), batch_size)]
-    yield from DataLoader(dataset, batch_sampler=batch_index, num_workers=0)
+    loader = DataLoader(dataset, batch_sampler=[c.tolist() for c in chunks], num_workers=0)
+    for chunk, (images, labels) in zip(chunks, loader, strict=True):
+        yield chunk, images, labels
 
 
 def evaluate(
@@ -162,7 +167,7 @@ def evaluate(
     indices = torch.arange(len(dataset))[ctx.rank :: ctx.world_size]
     totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, correct, count
     with torch.inference_mode():
-        for images, labels in _batches(dataset, indices, batch_size):
+        for _, images, labels in _batches(dataset, indices, batch_size):
             images, labels = images.to(ctx.device), labels.to(ctx.device)
             logits = model(normalize(images)).float()
             totals[0] += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
@@ -209,7 +214,7 @@ class Trainer:
         self.record = record or {}
         self.ctx = distributed.setup(config.device)
         self.model = model.to(self.ctx.device)
-        self.augment: Augment = train_augment(splits)
+        self.augment: BatchTransform = train_augment(splits)
         self.normalize: Normalize = normalize(splits)
         self.use_amp = config.amp and self.ctx.device.type == "cuda"
         self.optimizer = torch.optim.SGD(
@@ -282,7 +287,9 @@ class Trainer:
         if config.max_steps_per_epoch is not None:
             steps = min(steps, config.max_steps_per_epoch)
             shard = shard[: steps * config.batch_size]
-        augment_gen = _epoch_generator(config.seed, epoch, 1)
+        # every sample's crop and flip depend only on (seed, epoch, sample), not on the rank
+        # or the batch it lands in, so N ranks train exactly as one process with N× the batch
+        draws = self.augment.draw(len(self.splits.train), _epoch_generator(config.seed, epoch, 1))
         model.train()
         totals = torch.zeros(3, dtype=torch.float64)
         bar = tqdm(
@@ -292,8 +299,9 @@ class Trainer:
             disable=not (self.progress and self.ctx.is_main),
             leave=False,
         )
-        for images, labels in bar:
-            images = self.augment(images, augment_gen).to(self.ctx.device, non_blocking=True)
+        for index, images, labels in bar:
+            images = self.augment.apply(images, draws.take(index))
+            images = images.to(self.ctx.device, non_blocking=True)
             labels = labels.to(self.ctx.device, non_blocking=True)
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
                 logits = model(images)
@@ -315,6 +323,10 @@ class Trainer:
         config = self.config
         if self.out_dir is not None and self.ctx.is_main and self.start_epoch == 0:
             write_json(self.out_dir / "config.json", {"train": config.to_dict(), **self.record})
+        if self.ctx.enabled and config.sync_bn:
+            from topoprune.training.sync_bn import sync_batchnorm
+
+            self.model = sync_batchnorm(self.model, self.ctx.device)
         model = self.model
         if self.ctx.enabled:
             device_ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
