@@ -20,7 +20,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _join(rank: int, world: int, port: int) -> None:
+    """Set what torchrun sets for this rank of ``world`` (the trainer joins the group)."""
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world),
@@ -28,6 +29,10 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    _join(rank, world, port)
     torch.set_num_threads(1)
     splits = load_dataset("digits")
     torch.manual_seed(0)
@@ -49,13 +54,7 @@ def test_two_ranks_stay_in_lock_step(tmp_path):
 
 
 def _prune_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    _join(rank, world, port)
     torch.set_num_threads(1)
     from topoprune.experiments.protocols import run_pruned
 
@@ -110,13 +109,7 @@ def _train_steps(model_name: str, batch_size: int, sync_bn: bool):
 
 
 def _lock_step_worker(rank: int, world: int, port: int, out: str, name: str, sync: bool) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    _join(rank, world, port)
     weights = _train_steps(name, 8, sync)
     torch.save(weights, f"{out}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
