@@ -1,11 +1,12 @@
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from topoprune.compact.compact_conv import CompactConv2d
 from topoprune.compact.kernel import kernel_available
+from topoprune.compact.structure import find_block_structure
 from topoprune.errors import TopopruneError
 from topoprune.measure import count
 
@@ -31,6 +32,10 @@ def conv_cases(draw):
     in_channels = draw(st.integers(n, 2 * n + 3))
     out_channels = draw(st.integers(n, 2 * n + 3))
     conv = masked_conv(adj, in_channels, out_channels, seed=draw(st.integers(0, 99)), **options)
+    # a few random row patterns store no fewer weights grouped than dense (e.g. 8 -> 6
+    # channels with every output reading most inputs): those have no block structure and
+    # from_masked refuses them (tested on its own below), so they are not cases here
+    assume(find_block_structure(conv.weight_mask) is not None)
     dilation = options["dilation"]
     height = draw(st.integers(dilation * (kernel[0] - 1) + 1, 9))
     width = draw(st.integers(dilation * (kernel[1] - 1) + 1, 9))
