@@ -1,3 +1,3 @@
 """The built-in methods: importing this module registers each of them."""
 
-from topoprune.pruning import baselines, l1, rgp, smallworld  # noqa: F401
+from topoprune.pruning import baselines, exp, l1, rgp, smallworld  # noqa: F401
