@@ -32,7 +32,7 @@ import torch
 from topoprune.errors import TopopruneError
 from topoprune.experiments.records import check_claimable, claim_folder, run_record
 from topoprune.experiments.run_report import markdown_report
-from topoprune.experiments.runs import RunSetup, RunSummary, run_training, setup_run, train_setup
+from topoprune.experiments.runs import RunSetup, RunSummary, setup_run, train_setup
 from topoprune.files import write_json, write_text
 from topoprune.measure import latency
 from topoprune.models import create_model
@@ -129,16 +129,27 @@ class RunPlan:
             claim_folder(self.out_dir, self.record, resume=self.resume, overwrite=self.overwrite)
         self.claimed = True
 
-    def train(self, setup: RunSetup, config: TrainConfig, record: dict[str, Any]) -> RunSummary:
-        """Train ``setup.model`` in the output folder (continuing its checkpoint on resume)."""
+    def train(
+        self,
+        setup: RunSetup,
+        config: TrainConfig,
+        record: dict[str, Any],
+        subfolder: str | None = None,
+    ) -> RunSummary:
+        """Train ``setup.model`` in the output folder (or its ``subfolder``, with a TensorBoard
+        subfolder of the same name), continuing its checkpoint on resume."""
+        folder, board = self.out_dir, self.tensorboard
+        if subfolder is not None:
+            folder = None if folder is None else folder / subfolder
+            board = None if board is None else board / subfolder
         return train_setup(
             setup,
             config,
-            out_dir=self.out_dir,
-            resume=self.resumable(self.out_dir),
+            out_dir=folder,
+            resume=self.resumable(folder),
             progress=self.progress,
             record=record,
-            tensorboard=self.tensorboard,
+            tensorboard=board,
         )
 
     def resumable(self, folder: Path | None) -> bool:
@@ -200,20 +211,8 @@ def _after_training(
     dense_epochs, finetune_epochs = schedule.epochs(config.epochs)
     setup = plan.setup(config.seed)
     plan.claim()  # before the dense phase writes to the folder
-    pretrain_dir = plan.out_dir / PRETRAIN_DIR if plan.out_dir is not None else None
-    pretrain = run_training(
-        plan.model_name,
-        plan.dataset,
-        phase(config, dense_epochs, config.lr),
-        root=plan.root,
-        split_seed=plan.split_seed,
-        out_dir=pretrain_dir,
-        resume=plan.resumable(pretrain_dir),
-        progress=plan.progress,
-        widths=plan.widths,
-        tensorboard=None if plan.tensorboard is None else plan.tensorboard / PRETRAIN_DIR,
-    )
-    setup.model.load_state_dict(pretrain.trained.state_dict())
+    dense = phase(config, dense_epochs, config.lr)
+    pretrain = plan.train(setup, dense, {"phase": "dense"}, subfolder=PRETRAIN_DIR)
     result, seconds = _timed_prune(setup, method, sparsity, options)
     if plan.out_dir is not None:
         result.save(plan.out_dir / PRUNE_FILE)
