@@ -44,9 +44,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from topoprune.errors import TopopruneError
-from topoprune.graphs.generate import _check_probability, _count, component_labels
+from topoprune.graphs.generate import _check_probability, _count
 from topoprune.graphs.paths import aspl
-from topoprune.graphs.smallworld import _check_connected, _reference_seeds, average_clustering
+from topoprune.graphs.smallworld import (
+    SwapWindow,
+    _check_connected,
+    _reference_seeds,
+    average_clustering,
+)
 
 __all__ = [
     "layered_adjacency",
@@ -480,8 +485,8 @@ def _swap_reference(
     and a link ``(b -> y)`` drawn uniformly from the same pair become ``(a -> y)``, ``(b -> x)``
     when both are new (and, with ``towards_local``, when that lowers the summed circular distance
     ``|i * m_to / m_from - o|`` of the two links). Connectivity is kept as in
-    :func:`topoprune.graphs.smallworld.random_reference`: it is checked after a window of
-    accepted swaps; a window that disconnects the graph is undone and halves, otherwise doubles.
+    :func:`topoprune.graphs.smallworld.random_reference`, by one
+    :class:`~topoprune.graphs.smallworld.SwapWindow`.
     """
     starts = _starts(sizes)
     n = starts[-1]
@@ -512,21 +517,13 @@ def _swap_reference(
         offset = ((x - out_start) * m_in - (a - in_start) * m_out) % (m_in * m_out)
         return min(offset, m_in * m_out - offset)
 
-    pending: list[tuple[int, int, int, int, int, int]] = []
-    window = 1
+    def undo(record: tuple[int, int, int, int, int, int]) -> None:
+        i, j, a, x, b, y = record
+        linked.difference_update((a * n + y, b * n + x))
+        linked.update((a * n + x, b * n + y))
+        current[i], current[j] = [a, x], [b, y]
 
-    def settle() -> None:
-        nonlocal window
-        if component_labels(n, np.asarray(current)).max() == 0:
-            window *= 2
-        else:
-            for i, j, a, x, b, y in reversed(pending):
-                linked.difference_update((a * n + y, b * n + x))
-                linked.update((a * n + x, b * n + y))
-                current[i], current[j] = [a, x], [b, y]
-            window = max(1, window // 2)
-        pending.clear()
-
+    window = SwapWindow(n, current, undo)
     for i, j in zip(picks.tolist(), mates.tolist(), strict=True):
         a, x = current[i]
         b, y = current[j]
@@ -540,11 +537,8 @@ def _swap_reference(
         linked.difference_update((a * n + x, b * n + y))
         linked.update((a * n + y, b * n + x))
         current[i], current[j] = [a, y], [b, x]
-        pending.append((i, j, a, x, b, y))
-        if len(pending) >= window:
-            settle()
-    if pending:
-        settle()
+        window.accept((i, j, a, x, b, y))
+    window.settle()
     return _adjacency_of(n, current)
 
 

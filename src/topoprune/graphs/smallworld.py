@@ -20,6 +20,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from topoprune.errors import TopopruneError
@@ -102,6 +104,38 @@ def _shortens_ring_span(n: int, nodes: tuple[int, int, int, int]) -> bool:
     return _ring_distance(n, a, d) + _ring_distance(n, c, b) < before
 
 
+class SwapWindow:
+    """Accepted swaps checked for connectivity a window at a time.
+
+    ``current`` is the live (m, 2) edge list the swaps edit; ``undo(record)`` reverts one
+    accepted swap. When ``pending`` swaps fill the window the graph is checked: if it is
+    disconnected they are undone, newest first, and the window halves; otherwise it doubles.
+    """
+
+    def __init__(self, n: int, current: list[list[int]], undo: Callable[[tuple], None]) -> None:
+        self.n, self.current, self.undo = n, current, undo
+        self.pending: list[tuple] = []
+        self.window = 1
+
+    def accept(self, record: tuple) -> None:
+        """Note an accepted swap (``record`` is what ``undo`` needs); check a full window."""
+        self.pending.append(record)
+        if len(self.pending) >= self.window:
+            self.settle()
+
+    def settle(self) -> None:
+        """Check the pending swaps now (call once more when the search ends)."""
+        if not self.pending:
+            return
+        if component_labels(self.n, np.asarray(self.current)).max() == 0:
+            self.window *= 2
+        else:
+            for record in reversed(self.pending):
+                self.undo(record)
+            self.window = max(1, self.window // 2)
+        self.pending.clear()
+
+
 def _rewire(adj: np.ndarray, swaps_per_edge: int, seed: int, *, towards_ring: bool) -> np.ndarray:
     """Degree-preserving double-edge swaps that keep the graph connected.
 
@@ -119,23 +153,16 @@ def _rewire(adj: np.ndarray, swaps_per_edge: int, seed: int, *, towards_ring: bo
     picks = rng.integers(m, size=(tries, 2)).tolist()
     flips = rng.integers(2, size=tries).tolist()
     current = edges.tolist()
-    pending: list[tuple[int, int, list[int], list[int]]] = []
-    window = 1
 
-    def settle() -> None:
-        nonlocal window
-        if component_labels(n, np.asarray(current)).max() == 0:
-            window *= 2
-        else:
-            for i, j, old_i, old_j in reversed(pending):
-                (a, d), (c, b) = current[i], current[j]
-                adj[a, d] = adj[d, a] = adj[c, b] = adj[b, c] = 0
-                current[i], current[j] = old_i, old_j
-                adj[old_i[0], old_i[1]] = adj[old_i[1], old_i[0]] = 1
-                adj[old_j[0], old_j[1]] = adj[old_j[1], old_j[0]] = 1
-            window = max(1, window // 2)
-        pending.clear()
+    def undo(record: tuple) -> None:
+        i, j, old_i, old_j = record
+        (a, d), (c, b) = current[i], current[j]
+        adj[a, d] = adj[d, a] = adj[c, b] = adj[b, c] = 0
+        current[i], current[j] = old_i, old_j
+        adj[old_i[0], old_i[1]] = adj[old_i[1], old_i[0]] = 1
+        adj[old_j[0], old_j[1]] = adj[old_j[1], old_j[0]] = 1
 
+    window = SwapWindow(n, current, undo)
     for (i, j), flip in zip(picks, flips, strict=True):
         if i == j:
             continue
@@ -145,14 +172,12 @@ def _rewire(adj: np.ndarray, swaps_per_edge: int, seed: int, *, towards_ring: bo
             continue
         if towards_ring and not _shortens_ring_span(n, (a, b, c, d)):
             continue
-        pending.append((i, j, current[i], current[j]))
+        record = (i, j, current[i], current[j])
         adj[a, b] = adj[b, a] = adj[c, d] = adj[d, c] = 0
         adj[a, d] = adj[d, a] = adj[c, b] = adj[b, c] = 1
         current[i], current[j] = [a, d], [c, b]
-        if len(pending) >= window:
-            settle()
-    if pending:
-        settle()
+        window.accept(record)
+    window.settle()
     return adj
 
 
