@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from topoprune.cli import main
+from topoprune.models import create_model
 
 NO_OUT = "<no --out>"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 TRAIN = ["--model", "lenet5", "--dataset", "digits", "--max-steps", "1", "--no-progress"]
 PRUNE = ["prune", "--method", "rgp", "--sparsity", "0.5", *TRAIN]
+EXP = ["prune", "--method", "exp", "--rates", "[0.0, 0.5]", *TRAIN, "--epochs", "2"]
 
 # id: (argv with {out} and {file}, fragment of the message, what to prepare)
 CASES = {
@@ -146,6 +149,21 @@ CASES = {
         None,
     ),
     "graph-info-not-text": (["graph", "info", "{file}"], "is not a text edge list", "bytes.txt"),
+    "sparsity-missing": (["prune", "--method", "rgp", *TRAIN], "rgp needs --sparsity", None),
+    "exp-too-few-epochs": (
+        ["prune", "--method", "exp", "--rates", "[0.0, 0.5]", *TRAIN, "--epochs", "1"],
+        "leave 0 of the 1 epoch(s) for dense training",
+        None,
+    ),
+    "exp-pretrain-fraction": (
+        [*EXP, "--pretrain-fraction", "0.5"],
+        "drop pretrain_fraction",
+        None,
+    ),
+    "from-at-init": ([*PRUNE, "--from", "{out}/none"], "rgp trains from scratch", None),
+    "from-missing": ([*EXP, "--from", "{out}/none"], "no such checkpoint or run folder", None),
+    "from-random-bytes": ([*EXP, "--from", "{file}"], "not a readable state dict", "bytes.pt"),
+    "from-other-model": ([*EXP, "--from", "{file}"], "holds another model", "vgg.pt"),
 }
 
 CONFIG = (
@@ -185,6 +203,8 @@ def _prepare(kind, tmp_path, out, monkeypatch):
     path = tmp_path / kind
     if kind.startswith("bytes"):
         path.write_bytes(np.random.default_rng(0).bytes(300))
+    elif kind == "vgg.pt":
+        torch.save(create_model("vgg11", in_channels=1).state_dict(), path)
     elif kind == "empty.npy":
         path.write_bytes(b"")
     elif kind == "big-graph.npy":

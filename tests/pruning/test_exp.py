@@ -93,8 +93,8 @@ def test_the_cli_takes_the_published_string(tmp_path):
     from topoprune.cli import main
 
     rates = "[0.]+[0.5]*18"
-    argv = ["prune", "--method", "exp", "--sparsity", "0.5", "--rates", rates, "--mode", "A"]
-    argv += ["--model", "resnet20", "--dataset", "digits", "--epochs", "2", "--max-steps", "1"]
+    argv = ["prune", "--method", "exp", "--rates", rates, "--mode", "A", "--one-shot"]
+    argv += ["--model", "resnet20", "--dataset", "digits", "--epochs", "19", "--max-steps", "1"]
     argv += ["--no-progress", "--latency-batch", "2", "--out", str(tmp_path / "run")]
     assert main(argv) == 0
     saved = (tmp_path / "run" / "run.json").read_text()

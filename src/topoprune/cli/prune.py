@@ -54,7 +54,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--list-methods", action=_ListMethods, help="list methods and options")
     parser.add_argument("--method", required=True, help="a registered method (--list-methods)")
-    parser.add_argument("--sparsity", type=float, required=True, help="fraction removed, [0, 1)")
+    parser.add_argument(
+        "--sparsity",
+        type=float,
+        default=None,
+        help="fraction removed, [0, 1) (not needed when the method's options set the budget)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="start_from",
+        default=None,
+        metavar="PATH",
+        help="after-training methods: start from these trained weights (a run folder, a "
+        "checkpoint or a state-dict file of the same model) instead of training dense",
+    )
     parser.add_argument("--latency-batch", type=int, default=64)
     parser.add_argument(
         "--search",
@@ -156,21 +169,32 @@ def run(args: argparse.Namespace) -> int:
 
     config = training_config(args)
     options = {"seed": args.seed, **method_flags(args.method_flags, args.method)}
-    check_options(get_method(args.method), options, args.sparsity)  # before any work
+    spec = get_method(args.method)
+    sparsity = args.sparsity
+    if sparsity is None:
+        own = spec.sets_budget is not None and spec.sets_budget(check_options(spec, options).method)
+        if not own:
+            raise TopopruneError(
+                f"{args.method} needs --sparsity, the fraction of weights to remove (e.g. 0.9)"
+            )
+        sparsity = 0.0
+    check_options(spec, options, sparsity)  # before any work
     grid = parse_sweep(args.sweep)
     shared = {
         "method": args.method,
-        "sparsity": args.sparsity,
+        "sparsity": sparsity,
         "prune_options": options,
         "resume": args.resume,
         "latency_batch": args.latency_batch,
         **run_options(args),
     }
     if not (args.search or grid):
-        run_ = run_pruned(args.model, args.dataset, config, **shared)
+        run_ = run_pruned(args.model, args.dataset, config, start_from=args.start_from, **shared)
     else:
         if args.out is None:
             raise TopopruneError("--search needs --out DIR for its sweep runs")
+        if args.start_from is not None:
+            raise TopopruneError("--from starts one run; it does not combine with --search")
         epochs = args.sweep_epochs or max(1, config.epochs // 5)
         run_, _ = run_search(
             args.model, args.dataset, config, sweep_epochs=epochs, grid=grid, **shared

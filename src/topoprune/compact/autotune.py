@@ -48,6 +48,7 @@ from topoprune.compact import kernel
 from topoprune.compact.compact_conv import CompactConv2d
 from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
 from topoprune.compact.pool import BlockMaxPool2d
+from topoprune.compact.remove_empty import remove_empty_channels
 from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.compact.timing import medians, time_interleaved
 from topoprune.errors import TopopruneError
@@ -236,6 +237,7 @@ def realize(
     repeats: int = 7,
     warmup: int = 2,
     candidates: Iterable[str] | None = None,
+    remove_empty: bool = False,
 ) -> nn.Module:
     """A copy of ``model`` with every masked conv (and non-overlapping max pool) replaced by its
     fastest equivalent form.
@@ -250,11 +252,24 @@ def realize(
     kernel hands over to autograd-friendly torch ops), layers realized ``dense`` are plain convs
     whose masked-out weights would train too. Train the masked model, then realize it. Masked
     convs that ``example_input`` never reaches are left as they are.
+
+    ``remove_empty``: first make the copy physically narrower with
+    :func:`topoprune.compact.remove_empty.remove_empty_channels` (channels no consumer reads, or
+    whose value is exactly 0 in eval mode, go; the remaining masks are sliced alike), then
+    realize that narrower masked model as above. Its report is kept in
+    ``realized.empty_channel_report`` (None without ``remove_empty``). ``example_input`` must
+    then be one tensor.
     """
     if repeats < 1 or warmup < 0:
         raise TopopruneError(f"realize needs repeats >= 1 and warmup >= 0; got {repeats}, {warmup}")
     kinds = _check_kinds(candidates)
-    realized = copy_model(model)
+    empty_report = None
+    if remove_empty:
+        if not isinstance(example_input, torch.Tensor):
+            raise TopopruneError("realize(remove_empty=True) needs example_input as one tensor")
+        realized, empty_report = remove_empty_channels(model, example_input)
+    else:
+        realized = copy_model(model)
     pools = {
         name: strided
         for name, module in realized.named_modules()
@@ -282,4 +297,5 @@ def realize(
     realized.realize_report = RealizeReport(
         layers, torch.get_num_threads(), repeats, kernel.kernel_available()
     )
+    realized.empty_channel_report = empty_report
     return realized

@@ -143,7 +143,7 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         "diameter": graph.get("diameter"),
         "nodes": graph.get("n"),
         "degree": graph.get("k"),
-        "train_s": s.train.seconds + (run.pretrain.train.seconds if run.pretrain else 0.0),
+        "train_s": run.train_seconds(),
         "prune_s": run.prune_s,
         "search_s": run.prune_s if run.protocol == "search" else None,
         "wall_s": time.perf_counter() - started,

@@ -281,7 +281,8 @@ def _check_method_fits(method: MethodSpec, config: BenchConfig) -> None:
     options = dict(method.options)
     if spec.protocol == "after-training":
         try:
-            check_options(spec, options).protocol.validate(config.training.epochs)
+            epochs = None if spec.stages is not None else config.training.epochs  # its own split
+            check_options(spec, options).protocol.validate(epochs)
         except TopopruneError as err:
             raise _fail(f"method {method.label}: {err}") from None
     if config.match != "sparsity":

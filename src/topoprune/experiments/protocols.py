@@ -12,7 +12,11 @@ forms and writes ``report.md`` and ``report.json`` beside the training files:
   epochs (learning rate × ``finetune_lr_scale``, the schedule restarted: 1 is "learning-rate
   rewinding", Renda, Frankle and Carbin, ICLR 2020). Pruning is seeded and reads only phase 1's
   final weights, so a resumed fine-tune prunes again into the same model before it loads its
-  checkpoint.
+  checkpoint. A method that prunes in stages (``exp``; :class:`topoprune.pruning.Stages`)
+  fine-tunes its epochs after each stage (stage i in ``OUT/stages/NN``, the last in ``OUT``)
+  and the dense phase gets the rest of E; a resumed run replays the finished stages (prune,
+  load the stage's final checkpoint) and continues at the stage and epoch where it stopped.
+  ``start_from`` (``--from``) replaces the dense phase with trained weights.
 - ``search``: search the widths (its wall time is the search cost, reported on its own), build
   the physically narrower model and train it from scratch for E epochs; a resumed run reads the
   saved widths.
@@ -36,14 +40,24 @@ from topoprune.experiments.runs import RunSetup, RunSummary, setup_run, train_se
 from topoprune.files import write_json, write_text
 from topoprune.measure import latency
 from topoprune.models import create_model
-from topoprune.pruning import PruneResult, get_method, prune
+from topoprune.pruning import (
+    PruneResult,
+    Stage,
+    Stages,
+    get_method,
+    prune,
+    prune_progressively,
+    pruning_stages,
+)
 from topoprune.pruning.registry import check_options
 from topoprune.training import TrainConfig
+from topoprune.training.checkpoint import check_model_state, trained_state
 from topoprune.training.tensorboard import check_tensorboard
 from topoprune.training.trainer import CHECKPOINT_NAME
 
 PRUNE_FILE = "prune.pt"
 PRETRAIN_DIR = "pretrain"
+STAGES_DIR = "stages"
 
 
 @dataclass
@@ -51,7 +65,8 @@ class PrunedRun:
     """A trained (pruned) model's figures; ``label`` names the row in comparison tables.
 
     pretrain: the dense phase of an ``after-training`` run; prune_s: seconds spent pruning (for a
-    ``search`` method, the search cost).
+    ``search`` method, the search cost); stages: for a method pruning in stages, one row per
+    stage (layers, epochs, test accuracy after its fine-tuning, training seconds).
     """
 
     label: str
@@ -62,6 +77,13 @@ class PrunedRun:
     prune_s: float | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
     realize_choices: dict[str, str] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    def train_seconds(self) -> float:
+        """Seconds of training in every phase: dense, each stage's fine-tuning, the last."""
+        earlier = sum(row["train_s"] for row in self.stages[:-1])
+        dense = self.pretrain.train.seconds if self.pretrain is not None else 0.0
+        return dense + earlier + self.summary.train.seconds
 
     def dense_counts(self) -> tuple[int, int]:
         """(params, MACs) of the dense model the run started from: the pruning's own count
@@ -88,6 +110,7 @@ class PrunedRun:
             "pruning": None if self.pruning is None else self.pruning.to_dict(),
             "latency_ms": self.latency_ms,
             "realize_choices": self.realize_choices,
+            "stages": self.stages,
         }
 
 
@@ -112,6 +135,7 @@ class RunPlan:
     overwrite: bool = False
     tensorboard: Path | None = None
     claimed: bool = False
+    start_from: dict[str, torch.Tensor] | None = None
 
     def setup(self, seed: int, widths: list[int] | None = None) -> RunSetup:
         return setup_run(
@@ -206,19 +230,105 @@ def phase(config: TrainConfig, epochs: int, lr: float) -> TrainConfig:
 def _after_training(
     config: TrainConfig, plan: RunPlan, method: str, sparsity: float, options: dict[str, Any]
 ) -> PrunedRun:
-    schedule = check_options(get_method(method), options).protocol
-    schedule.validate(config.epochs)
-    dense_epochs, finetune_epochs = schedule.epochs(config.epochs)
+    checked = check_options(get_method(method), options)
     setup = plan.setup(config.seed)
+    stages = pruning_stages(setup.model, method, sparsity, **options)
+    dense_epochs, finetune_epochs = _split_epochs(config, checked.protocol, stages, plan, options)
+    if plan.start_from is not None:
+        advice = f"--from needs trained weights of {plan.model_name} at these widths, unpruned"
+        check_model_state("--from", plan.start_from, setup.model.state_dict(), advice)
+        setup.model.load_state_dict(plan.start_from)
     plan.claim()  # before the dense phase writes to the folder
-    dense = phase(config, dense_epochs, config.lr)
-    pretrain = plan.train(setup, dense, {"phase": "dense"}, subfolder=PRETRAIN_DIR)
-    result, seconds = _timed_prune(setup, method, sparsity, options)
-    if plan.out_dir is not None:
-        result.save(plan.out_dir / PRUNE_FILE)
-    finetune = phase(config, finetune_epochs, config.lr * schedule.finetune_lr_scale)
-    summary = plan.train(setup, finetune, {"pruning": result.record, "dense_epochs": dense_epochs})
-    return PrunedRun(method, summary, result, "after-training", pretrain, seconds)
+    pretrain = None
+    if plan.start_from is None:
+        dense = phase(config, dense_epochs, config.lr)
+        pretrain = plan.train(setup, dense, {"phase": "dense"}, subfolder=PRETRAIN_DIR)
+    lr = config.lr * checked.protocol.finetune_lr_scale
+    staged = prune_progressively(
+        setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
+    )
+    rows: list[dict[str, Any]] = []
+    seconds = 0.0
+    while True:
+        started = time.perf_counter()
+        stage = next(staged, None)
+        seconds += time.perf_counter() - started
+        if stage is None:
+            break
+        result = stage.result
+        if plan.out_dir is not None:
+            stage.result.save(plan.out_dir / PRUNE_FILE)
+        last = stage.index == stage.count - 1
+        folder = None if last else f"{STAGES_DIR}/{stage.index + 1:02d}"
+        tune = _stage_config(config, stage, lr, finetune_epochs)
+        record = {"pruning": stage.result.record, "dense_epochs": dense_epochs}
+        if stage.count > 1:
+            record["stage"] = {"index": stage.index + 1, "of": stage.count, "layers": stage.layers}
+        summary = plan.train(setup, tune, record, subfolder=folder)
+        if stage.count > 1:
+            rows.append(_stage_row(stage, summary))
+    run = PrunedRun(method, summary, result, "after-training", pretrain, seconds)
+    run.stages = rows
+    return run
+
+
+def _split_epochs(
+    config: TrainConfig,
+    schedule: Any,
+    stages: Stages | None,
+    plan: RunPlan,
+    options: dict[str, Any],
+) -> tuple[int, int]:
+    """(dense epochs, fine-tuning epochs) of an after-training run of ``config.epochs``.
+
+    Without stages, ``pretrain_fraction`` splits the budget; a method in stages takes its
+    fine-tuning epochs and leaves the rest to the dense phase (skipped with ``start_from``).
+    """
+    schedule.validate(None if stages is not None else config.epochs)
+    if stages is None:
+        return schedule.epochs(config.epochs)
+    if "pretrain_fraction" in options:
+        raise TopopruneError(
+            "this method sets the dense epochs itself (the budget less its fine-tuning epochs "
+            "per stage): drop pretrain_fraction"
+        )
+    finetune = stages.total_epochs
+    if not stages.layers:
+        raise TopopruneError("the method found no layer to prune at these settings")
+    dense = config.epochs - finetune
+    if dense < 1 and plan.start_from is None:
+        raise TopopruneError(
+            f"{len(stages.layers)} stage(s) x {stages.epochs} fine-tuning epoch(s) = {finetune} "
+            f"leave {max(dense, 0)} of the {config.epochs} epoch(s) for dense training: raise "
+            "the epochs above that, lower finetune_epochs, or start --from a trained model"
+        )
+    return dense, finetune
+
+
+def _stage_config(config: TrainConfig, stage: Stage, lr: float, finetune: int) -> TrainConfig:
+    """The training settings of ``stage``'s fine-tuning: its own schedule when it restarts
+    (or is the only stage), else its window of one schedule over every stage's epochs."""
+    if stage.epochs is None:  # a method without stages: one fine-tuning of the rest
+        return phase(config, finetune, lr)
+    if stage.restart or stage.count == 1:
+        return phase(config, stage.epochs, lr)
+    return replace(
+        phase(config, finetune, lr),
+        epochs=stage.epochs,
+        epoch_offset=stage.index * stage.epochs,
+        schedule_epochs=finetune,
+    )
+
+
+def _stage_row(stage: Stage, summary: RunSummary) -> dict[str, Any]:
+    return {
+        "stage": stage.index + 1,
+        "layers": list(stage.layers),
+        "epochs": summary.train.epochs,
+        "test_acc": summary.test_acc,
+        "params_reduction": stage.result.metrics.get("params_reduction"),
+        "train_s": summary.train.seconds,
+    }
 
 
 def _search(
@@ -253,13 +363,24 @@ def run_pruned(
     measure_speed: bool = True,
     overwrite: bool = False,
     tensorboard: str | Path | None = None,
+    start_from: str | Path | torch.nn.Module | None = None,
 ) -> PrunedRun:
     """Train ``model_name`` on ``dataset`` pruned by ``method`` (dense when None) and report.
 
     Every input is checked before anything is written; ``out_dir`` gets the run record
     (``run.json``): an existing run there needs ``resume`` (same record) or ``overwrite``.
+    ``start_from``: trained weights of the same model (a module, a run folder, a checkpoint or
+    a state-dict file) that replace the dense phase of an ``after-training`` method.
     """
     config.validate()
+    start, start_record = None, None
+    if start_from is not None:
+        if method is None or get_method(method).protocol != "after-training":
+            raise TopopruneError(
+                "--from gives an after-training method its trained weights; "
+                f"{method or 'dense'} trains from scratch"
+            )
+        start, start_record = trained_state(start_from)
     if tensorboard is not None:
         check_tensorboard()
     if measure_speed and latency_batch < 1:
@@ -274,6 +395,7 @@ def run_pruned(
         method=method,
         sparsity=sparsity,
         options=prune_options,
+        extra=None if start_record is None else {"start_from": start_record},
     )
     if out_dir is not None:
         check_claimable(Path(out_dir), resume=resume, overwrite=overwrite)
@@ -289,6 +411,7 @@ def run_pruned(
         record,
         overwrite,
         None if tensorboard is None else Path(tensorboard),
+        start_from=start,
     )
     if method is None:
         setup = plan.setup(config.seed)

@@ -4,7 +4,7 @@ Every method is registered once (:mod:`topoprune.pruning.registry`) with its opt
 protocol; :func:`list_methods` lists them.
 """
 
-from topoprune.pruning.api import prune
+from topoprune.pruning.api import Stage, prune, prune_progressively, pruning_stages
 from topoprune.pruning.base import PruneResult, apply_masks
 from topoprune.pruning.layers import PrunableLayer, prunable_layers
 from topoprune.pruning.match import match_sparsity
@@ -13,6 +13,7 @@ from topoprune.pruning.registry import (
     Method,
     PruneContext,
     Pruning,
+    Stages,
     get_method,
     list_methods,
     option,
@@ -27,6 +28,8 @@ __all__ = [
     "PruneContext",
     "PruneResult",
     "Pruning",
+    "Stage",
+    "Stages",
     "apply_masks",
     "get_method",
     "list_methods",
@@ -34,6 +37,8 @@ __all__ = [
     "option",
     "prunable_layers",
     "prune",
+    "prune_progressively",
+    "pruning_stages",
     "register_method",
     "unregister_method",
 ]

@@ -16,10 +16,16 @@ rest removed, until the budget is spent; if one pass leaves budget, further pass
 survivors in the same class order. Mode B applies this over the whole layer. Mode A walks the
 filters by ascending |γ| of the BatchNorm after the conv and applies it per filter, each filter
 giving at most ``int(r · c)`` slices, then one more slice per filter in the same order while the
-layer's budget is not spent. Every choice is seeded (the published code sets no seed).
+layer's budget is not spent. Every choice is seeded per conv (the published code sets no seed),
+so a conv gets the same mask from the same weights whether it is pruned alone or with the others.
 
-This module is the pruning rule, registered as the ``after-training`` method ``exp``: the
-runner trains dense, prunes every conv at once, and fine-tunes (the one-shot variant).
+Registered as the ``after-training`` method ``exp``, pruning in stages: by default (as
+published) one conv at a time, in ``named_modules()`` order, with ``finetune_epochs`` of
+fine-tuning after each (published: 30, restarting the schedule; default here 1, one schedule
+over all stages); ``one_shot=True`` prunes every conv at once and fine-tunes for the same total
+epochs. The protocol runner trains dense for the rest of the budget first
+(:mod:`topoprune.experiments.protocols`); :func:`topoprune.pruning.prune_progressively` gives
+the stages to a training loop of one's own.
 """
 
 from __future__ import annotations
@@ -34,9 +40,16 @@ import torch
 from torch import nn
 
 from topoprune.errors import TopopruneError
-from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
+from topoprune.pruning.registry import (
+    PruneContext,
+    Pruning,
+    Stages,
+    option,
+    register_method,
+)
 
 MODES = ("A", "B")
+FINETUNE_SCHEDULES = ("continue", "restart")
 _TERM = re.compile(r"\s*\[([^\]]*)\]\s*(?:\*\s*(\d+))?\s*")
 
 
@@ -54,6 +67,20 @@ class ExpOptions:
         "B", "A: filters by ascending |BN gamma|, rule per filter; B: per layer", choices=MODES
     )
     classes: int = option(13, "similarity classes N of the expectation scaling factor")
+    one_shot: bool = option(
+        False,
+        "prune every conv at once, then fine-tune for the same epochs (default: one conv at a "
+        "time, fine-tuning after each, as published)",
+    )
+    finetune_epochs: int = option(
+        1, "fine-tuning epochs per pruned conv (one-shot: their total, after the one stage)"
+    )
+    finetune_schedule: str = option(
+        "continue",
+        "continue: one learning-rate schedule over all stages; restart: one per stage "
+        "(published, with 30 epochs per stage)",
+        choices=FINETUNE_SCHEDULES,
+    )
 
 
 def parse_rates(text: str) -> list[float]:
@@ -216,27 +243,67 @@ def _solve_uniform_rate(convs: list[nn.Conv2d], sparsity: float) -> float:
 def _check_exp(sparsity: float, options: ExpOptions) -> None:
     if options.classes < 1:
         raise TopopruneError(f"exp classes must be >= 1, got {options.classes}")
+    if options.finetune_epochs < 1:
+        raise TopopruneError(f"exp finetune_epochs must be >= 1, got {options.finetune_epochs}")
     if isinstance(options.rates, str):
         parse_rates(options.rates)
 
 
-@register_method("exp", protocol="after-training", options=ExpOptions, check=_check_exp)
+def _model_rates(model: nn.Module, sparsity: float, options: ExpOptions) -> list[float]:
+    """The rate of every Conv2d: the given ones, or a uniform rate on all but the first conv
+    (and depthwise/grouped convs, which EXP leaves alone) solved from ``sparsity``."""
+    convs = _convs(model)
+    if options.rates is not None:
+        return conv_rates(model, options.rates)
+    rates = [0.0] * len(convs)
+    prunable = [conv for _, conv in convs[1:] if conv.groups == 1]
+    rate = _solve_uniform_rate(prunable, sparsity) if prunable else 0.0
+    rates[1:] = [rate if conv.groups == 1 else 0.0 for _, conv in convs[1:]]
+    return rates
+
+
+def _pruned_convs(model: nn.Module, rates: list[float]) -> list[str]:
+    return [
+        name
+        for (name, conv), rate in zip(_convs(model), rates, strict=True)
+        if rate > 0.0 and conv.groups == 1
+    ]
+
+
+def exp_stages(model: nn.Module, sparsity: float, options: ExpOptions) -> Stages:
+    """One stage per pruned conv (progressive) or one stage of them all (one-shot).
+
+    >>> from topoprune.models import create_model
+    >>> model = create_model("lenet5", in_channels=1)
+    >>> exp_stages(model, 0.5, ExpOptions(rates=[0.0, 0.5], finetune_epochs=2))
+    Stages(layers=[('conv2',)], epochs=2, restart=False)
+    """
+    names = _pruned_convs(model, _model_rates(model, sparsity, options))
+    restart = options.finetune_schedule == "restart"
+    if options.one_shot:
+        return Stages([tuple(names)], options.finetune_epochs * len(names), restart)
+    return Stages([(name,) for name in names], options.finetune_epochs, restart)
+
+
+@register_method(
+    "exp",
+    protocol="after-training",
+    options=ExpOptions,
+    check=_check_exp,
+    stages=exp_stages,
+    sets_budget=lambda options: options.rates is not None,
+)
 def exp(model: nn.Module, sparsity: float, options: ExpOptions, context: PruneContext) -> Pruning:
     """Random kernel-slice pruning inside classes of similar expectation scaling factor."""
     convs = _convs(model)
-    if options.rates is None:
-        rates = [0.0] * len(convs)
-        prunable = [conv for _, conv in convs[1:] if conv.groups == 1]
-        rate = _solve_uniform_rate(prunable, sparsity) if prunable else 0.0
-        rates[1:] = [rate if conv.groups == 1 else 0.0 for _, conv in convs[1:]]
-    else:
-        rates = conv_rates(model, options.rates)
+    rates = _model_rates(model, sparsity, options)
     max_rate = max(rates)
-    rng = np.random.default_rng(context.seed)
+    wanted = set(_pruned_convs(model, rates) if context.stage is None else context.stage)
     masks, rows = {}, []
-    for (name, conv), rate in zip(convs, rates, strict=True):
-        if rate == 0.0 or conv.groups != 1:
+    for index, ((name, conv), rate) in enumerate(zip(convs, rates, strict=True)):
+        if name not in wanted or rate == 0.0 or conv.groups != 1:
             continue
+        rng = np.random.default_rng([context.seed, index])
         bn = _bn_after(model, name, conv.out_channels) if options.mode == "A" else None
         gamma = None if bn is None else bn.weight
         masks[name] = exp_mask(conv, rate, max_rate, options.classes, rng, options.mode, gamma)
@@ -253,9 +320,5 @@ def exp(model: nn.Module, sparsity: float, options: ExpOptions, context: PruneCo
         )
     masked = sum(m.numel() for m in masks.values())
     removed = sum(int((~m).sum()) for m in masks.values())
-    metrics = {
-        "nominal_reduction": removed / masked if masked else 0.0,
-        "rates": rates,
-        "empty_filters": sum(row["empty_filters"] for row in rows),
-    }
+    metrics = {"nominal_reduction": removed / masked if masked else 0.0, "rates": rates}
     return Pruning(masks=masks, metrics=metrics, layers=rows)

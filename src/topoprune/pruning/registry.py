@@ -96,11 +96,13 @@ class AfterTrainingOptions:
             )
         return dense, total - dense
 
-    def validate(self, total_epochs: int) -> None:
-        """Raise :class:`TopopruneError` unless the split fits ``total_epochs``."""
+    def validate(self, total_epochs: int | None) -> None:
+        """Raise :class:`TopopruneError` unless the split fits ``total_epochs`` (None: a method
+        in stages, which splits the epochs itself)."""
         if not (math.isfinite(self.finetune_lr_scale) and self.finetune_lr_scale > 0):
             raise TopopruneError(f"finetune_lr_scale must be > 0, got {self.finetune_lr_scale!r}")
-        self.epochs(total_epochs)
+        if total_epochs is not None:
+            self.epochs(total_epochs)
 
 
 PROTOCOL_OPTIONS: dict[str, type] = {
@@ -116,6 +118,9 @@ class PruneContext:
 
     layers: the layers it may mask (``CommonOptions.layers``/``exclude`` applied), in order.
     include, exclude: those name patterns, for a method that selects layers of its own.
+    stage: during a progressive pruning (:func:`topoprune.pruning.prune_progressively`), the
+        names of the layers this stage masks: the method masks those only (its choices for
+        them as in a one-shot call); None: every layer at once.
     input_size: (C, H, W) of one input, or None when the caller did not give it.
     data: the dataset splits (``topoprune.data.Splits``) for methods that need data, or None.
     """
@@ -126,6 +131,7 @@ class PruneContext:
     data: Any = None
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
+    stage: tuple[str, ...] | None = None
 
     def require_input_size(self, method: str) -> tuple[int, int, int]:
         if self.input_size is None:
@@ -156,7 +162,27 @@ class Pruning:
     skips: list[dict[str, Any]] | None = None
 
 
+@dataclass(frozen=True)
+class Stages:
+    """How an ``after-training`` method prunes in stages, with fine-tuning between them.
+
+    layers: per stage, the names of the layers it masks, in order.
+    epochs: fine-tuning epochs after each stage (the dense phase gets the rest of the budget).
+    restart: each stage restarts the learning-rate schedule (over its own epochs); otherwise
+        the stages share one schedule over all their epochs.
+    """
+
+    layers: list[tuple[str, ...]]
+    epochs: int
+    restart: bool = False
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs * len(self.layers)
+
+
 MethodFunction = Callable[[nn.Module, float, Any, PruneContext], Pruning]
+StagesFunction = Callable[[nn.Module, float, Any], Stages]
 MatchFunction = Callable[..., tuple[float, dict[str, Any]] | None]
 CheckFunction = Callable[[float, Any], None]
 
@@ -187,6 +213,10 @@ class Method:
     check: ``check(sparsity, options)`` raises :class:`TopopruneError` when the options cannot
         work at that sparsity, so that a bench or CLI call fails before any training.
     sweep: the options ``topoprune prune --search`` sweeps by default, with their values.
+    stages: ``stages(model, sparsity, options) -> Stages`` for an ``after-training`` method
+        that prunes in stages; None: one stage, the runner's ``pretrain_fraction`` split.
+    sets_budget: ``sets_budget(options) -> bool``, True when these options fix how much the
+        method removes by themselves (``sparsity`` is then unused and may be omitted).
     """
 
     name: str
@@ -196,6 +226,8 @@ class Method:
     match: MatchFunction | None = None
     check: CheckFunction | None = None
     sweep: dict[str, tuple[Any, ...]] | None = None
+    stages: StagesFunction | None = None
+    sets_budget: Callable[[Any], bool] | None = None
 
     @property
     def summary(self) -> str:
@@ -223,6 +255,8 @@ def register_method(
     match: MatchFunction | None = None,
     check: CheckFunction | None = None,
     sweep: dict[str, tuple[Any, ...]] | None = None,
+    stages: StagesFunction | None = None,
+    sets_budget: Callable[[Any], bool] | None = None,
 ) -> Callable[[MethodFunction], MethodFunction]:
     """Decorator: register ``function(model, sparsity, options, context) -> Pruning``.
 
@@ -231,6 +265,8 @@ def register_method(
     """
     if protocol not in PROTOCOLS:
         raise TopopruneError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    if stages is not None and protocol != "after-training":
+        raise TopopruneError(f"{name!r}: only after-training methods prune in stages")
     if not dataclasses.is_dataclass(options):
         raise TopopruneError(f"the options of {name!r} must be a dataclass")
     shared = {spec.name for spec in option_specs(CommonOptions)}
@@ -242,7 +278,9 @@ def register_method(
     def decorate(function: MethodFunction) -> MethodFunction:
         if name in _METHODS:
             raise TopopruneError(f"a pruning method named {name!r} is already registered")
-        _METHODS[name] = Method(name, protocol, options, function, match, check, sweep)
+        _METHODS[name] = Method(
+            name, protocol, options, function, match, check, sweep, stages, sets_budget
+        )
         return function
 
     return decorate

@@ -60,6 +60,11 @@ class TrainConfig:
     eval_batch_size: int = 512
     max_steps_per_epoch: int | None = None  # cap for smoke tests
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over every rank's batch
+    # a run that is one window of a longer schedule (the stages of a progressive pruning):
+    # its epoch e is epoch epoch_offset + e of a schedule of schedule_epochs epochs, for the
+    # learning rate and the data order alike
+    epoch_offset: int = 0
+    schedule_epochs: int | None = None
 
     def validate(self) -> None:
         """Raise :class:`TopopruneError` (one line) on any setting that makes no sense."""
@@ -86,6 +91,16 @@ class TrainConfig:
         distributed.check_device(self.device)
         if not 0 <= self.label_smoothing < 1:
             raise TopopruneError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.epoch_offset < 0:
+            raise TopopruneError(f"epoch offset must be >= 0, got {self.epoch_offset}")
+        if (
+            self.schedule_epochs is not None
+            and self.schedule_epochs < self.epoch_offset + self.epochs
+        ):
+            raise TopopruneError(
+                f"a schedule of {self.schedule_epochs} epochs cannot hold epochs "
+                f"{self.epoch_offset + 1}..{self.epoch_offset + self.epochs}"
+            )
         if self.schedule not in ("cosine", "multistep", "constant"):
             raise TopopruneError(
                 f"unknown schedule {self.schedule!r}: use cosine, multistep or constant"
@@ -125,9 +140,15 @@ def _epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
 
 
 def _lr_factor(config: TrainConfig, epoch: int) -> float:
-    """The multiplier of the base learning rate during ``epoch`` (0-based)."""
+    """The multiplier of the base learning rate during ``epoch`` (0-based, of this run).
+
+    >>> _lr_factor(TrainConfig(epochs=2, epoch_offset=2, schedule_epochs=4), 0)
+    0.5
+    """
+    epoch += config.epoch_offset
     if config.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / config.epochs))
+        length = config.schedule_epochs or config.epochs
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / length))
     if config.schedule == "multistep":
         return config.gamma ** sum(epoch >= m for m in config.milestones)
     return 1.0
@@ -278,9 +299,10 @@ class Trainer:
         config = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * _lr_factor(config, epoch)
-        torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout and other global draws
+        draw_epoch = config.epoch_offset + epoch  # of the whole schedule
+        torch.manual_seed(config.seed * 1_000_003 + draw_epoch)  # dropout and other global draws
         order = torch.randperm(
-            len(self.splits.train), generator=_epoch_generator(config.seed, epoch, 0)
+            len(self.splits.train), generator=_epoch_generator(config.seed, draw_epoch, 0)
         )
         shard = order[self.ctx.rank :: self.ctx.world_size]
         steps = math.ceil(len(shard) / config.batch_size)
@@ -289,7 +311,9 @@ class Trainer:
             shard = shard[: steps * config.batch_size]
         # every sample's crop and flip depend only on (seed, epoch, sample), not on the rank
         # or the batch it lands in, so N ranks train exactly as one process with N× the batch
-        draws = self.augment.draw(len(self.splits.train), _epoch_generator(config.seed, epoch, 1))
+        draws = self.augment.draw(
+            len(self.splits.train), _epoch_generator(config.seed, draw_epoch, 1)
+        )
         model.train()
         totals = torch.zeros(3, dtype=torch.float64)
         bar = tqdm(
