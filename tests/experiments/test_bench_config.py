@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 from topoprune.cli import main
 from topoprune.errors import TopopruneError
 from topoprune.experiments.bench_config import load_config
+from topoprune.experiments.protocols import phase
+from topoprune.models import create_model
+from topoprune.pruning import pruning_stages
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
@@ -43,13 +46,46 @@ def test_the_shipped_configs_are_all_there():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
     config = load_config(path)
-    assert [m.name for m in config.methods][:1] == ["dense"]
-    compared = {"random", "rgp", "smallworld"}
-    if not path.name.startswith("smallworld"):
-        compared |= {"lattice", "random-regular", "l1"}
-    assert compared <= {m.name for m in config.methods}
-    per_sparsity = len(config.methods) - 1
-    assert len(config.jobs()) == len(config.seeds) * (1 + per_sparsity * len(config.sparsities))
+    names = [m.name for m in config.methods]
+    if path.name.startswith("exp-"):  # one method's settings, its own baselines or none
+        assert "exp" in names and names.count("dense") == (names[:1] == ["dense"])
+    else:
+        assert names[:1] == ["dense"]
+        compared = {"random", "rgp", "smallworld"}
+        if not path.name.startswith("smallworld"):
+            compared |= {"lattice", "random-regular", "l1"}
+        assert compared <= set(names)
+    dense = "dense" in names
+    per_sparsity = len(config.methods) - dense
+    assert len(config.jobs()) == len(config.seeds) * (dense + per_sparsity * len(config.sparsities))
+
+
+# the published EXP settings: (dense epochs of the first run, fine-tuning milestones per stage)
+EXP_PUBLISHED = {
+    "exp-cifar10-resnet56.yaml": (200, (15, 25)),
+    "exp-cifar10-resnet110.yaml": (200, (15, 25)),
+    "exp-cifar10-vgg16.yaml": (200, (15, 25)),
+    "exp-imagenet-resnet50.yaml": (90, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXP_PUBLISHED))
+def test_the_exp_configs_give_the_published_schedule(name):
+    config = load_config(CONFIGS[0].parent / name)
+    training = config.training
+    dense_epochs, milestones = EXP_PUBLISHED[name]
+    classes = 1000 if config.dataset == "imagefolder" else 10
+    model = create_model(config.model, num_classes=classes, in_channels=3)
+    method = config.methods[0]
+    stages = pruning_stages(model, "exp", 0.0, **method.options)
+    assert training.epochs - stages.total_epochs == dense_epochs
+    assert [round(m * dense_epochs / training.epochs) for m in training.milestones] in (
+        [100, 167],
+        [30, 60],
+    )
+    if milestones is not None:
+        assert stages.restart and stages.epochs == 30
+        assert phase(training, stages.epochs, 0.01).milestones == milestones
 
 
 def test_the_published_settings_are_the_published_ones():
