@@ -47,6 +47,27 @@ def _layer_graphs(runs: list[PrunedRun]) -> list[str]:
     return lines
 
 
+def _stages(runs: list[PrunedRun]) -> list[str]:
+    """Accuracy and params removed after each stage of the runs that pruned in stages."""
+    lines = []
+    for run in runs:
+        if not run.stages:
+            continue
+        lines += [
+            "",
+            f"Stages of {run.label} (each layer pruned, then fine-tuned):",
+            "",
+            "| stage | layers | epochs | test acc | params removed |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {row['stage']} | {', '.join(row['layers'])} | {row['epochs']} "
+                f"| {row['test_acc']:.2f}% | {_fmt_pct(row['params_reduction'])} |"
+                for row in run.stages
+            ),
+        ]
+    return lines
+
+
 def markdown_report(runs: list[PrunedRun]) -> str:
     """One Markdown table comparing ``runs``, then the graph metrics of the graph methods."""
     lines = [
@@ -82,5 +103,6 @@ def markdown_report(runs: list[PrunedRun]) -> str:
                 f"| {_fmt(g['diameter'])} | {_fmt(g['moore_aspl'], '.4f')} | {_fmt_pct(g['gap'])} |"
             )
         lines += _layer_graphs(graphs)
+    lines += _stages(runs)
     lines += ["", "MACs are multiply-accumulates (FLOPs = 2 x MACs); counts are mask-aware."]
     return "\n".join(lines) + "\n"
