@@ -157,7 +157,7 @@ CASES = {
     ),
     "exp-pretrain-fraction": (
         [*EXP, "--pretrain-fraction", "0.5"],
-        "drop pretrain_fraction",
+        "exp has no option --pretrain-fraction",
         None,
     ),
     "from-at-init": ([*PRUNE, "--from", "{out}/none"], "rgp trains from scratch", None),

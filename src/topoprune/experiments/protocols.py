@@ -233,7 +233,7 @@ def _after_training(
     checked = check_options(get_method(method), options)
     setup = plan.setup(config.seed)
     stages = pruning_stages(setup.model, method, sparsity, **options)
-    dense_epochs, finetune_epochs = _split_epochs(config, checked.protocol, stages, plan, options)
+    dense_epochs, finetune_epochs = _split_epochs(config, checked.protocol, stages, plan)
     if plan.start_from is not None:
         advice = f"--from needs trained weights of {plan.model_name} at these widths, unpruned"
         check_model_state("--from", plan.start_from, setup.model.state_dict(), advice)
@@ -277,7 +277,6 @@ def _split_epochs(
     schedule: Any,
     stages: Stages | None,
     plan: RunPlan,
-    options: dict[str, Any],
 ) -> tuple[int, int]:
     """(dense epochs, fine-tuning epochs) of an after-training run of ``config.epochs``.
 
@@ -287,11 +286,6 @@ def _split_epochs(
     schedule.validate(None if stages is not None else config.epochs)
     if stages is None:
         return schedule.epochs(config.epochs)
-    if "pretrain_fraction" in options:
-        raise TopopruneError(
-            "this method sets the dense epochs itself (the budget less its fine-tuning epochs "
-            "per stage): drop pretrain_fraction"
-        )
     finetune = stages.total_epochs
     if not stages.layers:
         raise TopopruneError("the method found no layer to prune at these settings")

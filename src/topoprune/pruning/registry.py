@@ -237,11 +237,10 @@ class Method:
 
     def schema(self) -> list[OptionSpec]:
         """Every option a call of this method may set: common, protocol, then its own."""
-        return [
-            *option_specs(CommonOptions),
-            *option_specs(PROTOCOL_OPTIONS[self.protocol]),
-            *option_specs(self.options),
-        ]
+        protocol = option_specs(PROTOCOL_OPTIONS[self.protocol])
+        if self.stages is not None:  # its stages set the dense epochs, not pretrain_fraction
+            protocol = [spec for spec in protocol if spec.name != "pretrain_fraction"]
+        return [*option_specs(CommonOptions), *protocol, *option_specs(self.options)]
 
 
 _METHODS: dict[str, Method] = {}
