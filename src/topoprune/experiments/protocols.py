@@ -58,6 +58,7 @@ from topoprune.training.trainer import CHECKPOINT_NAME
 PRUNE_FILE = "prune.pt"
 PRETRAIN_DIR = "pretrain"
 STAGES_DIR = "stages"
+SEARCH_DIR = "search"
 
 
 @dataclass
@@ -182,12 +183,22 @@ class RunPlan:
 
 
 def _timed_prune(
-    setup: RunSetup, method: str, sparsity: float, options: dict[str, Any]
+    setup: RunSetup,
+    method: str,
+    sparsity: float,
+    options: dict[str, Any],
+    work_dir: Path | None = None,
 ) -> tuple[PruneResult, float]:
     """Prune ``setup.model`` in place; (the result, seconds it took)."""
     started = time.perf_counter()
     result = prune(
-        setup.model, method, sparsity, input_size=setup.input_size, data=setup.splits, **options
+        setup.model,
+        method,
+        sparsity,
+        input_size=setup.input_size,
+        data=setup.splits,
+        work_dir=work_dir,
+        **options,
     )
     return result, time.perf_counter() - started
 
@@ -195,7 +206,10 @@ def _timed_prune(
 def _prune_once(
     setup: RunSetup, method: str, sparsity: float, options: dict[str, Any], plan: RunPlan
 ) -> tuple[PruneResult, float | None]:
-    """Prune ``setup.model`` (or re-apply the saved result of a resumed run); (result, seconds)."""
+    """Prune ``setup.model`` (or re-apply the saved result of a resumed run); (result, seconds).
+
+    A search method claims the folder first and keeps its resumable state in ``OUT/search``.
+    """
     saved = plan.out_dir / PRUNE_FILE if plan.out_dir is not None else None
     if plan.resume and saved is not None and saved.exists():
         plan.claim()  # the record must match before the saved pruning is read back
@@ -203,7 +217,11 @@ def _prune_once(
         if result.widths is None:
             result.apply_to(setup.model)
         return result, None
-    result, seconds = _timed_prune(setup, method, sparsity, options)
+    work_dir = None
+    if get_method(method).protocol == "search" and plan.out_dir is not None:
+        plan.claim()  # before the search writes its state
+        work_dir = plan.out_dir / SEARCH_DIR
+    result, seconds = _timed_prune(setup, method, sparsity, options, work_dir)
     plan.claim()
     if saved is not None:
         result.save(saved)

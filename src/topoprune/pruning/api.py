@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ def prune(
     *,
     input_size: tuple[int, int, int] | None = None,
     data: Any = None,
+    work_dir: str | Path | None = None,
     **options: Any,
 ) -> PruneResult:
     """Prune ``model`` in place with the registered ``method`` and return what was done.
@@ -46,6 +48,8 @@ def prune(
         against its dataclass; every method takes ``seed``, ``layers`` and ``exclude``.
     input_size: (C, H, W); when given, true params and MACs are counted before and after.
     data: dataset splits, for methods that need data (search methods).
+    work_dir: a folder where a long-running method keeps resumable state (``graphpruning``:
+        its PruningNet checkpoint and scored candidates), so that a repeated call continues.
 
     A ``search`` method leaves ``model`` as it is and returns the ``widths`` to build. A method
     that prunes in stages (``exp``) masks every stage at once here; see
@@ -58,6 +62,7 @@ def prune(
     (4, 0.75)
     """
     call = _Call(model, method, sparsity, options, input_size, data)
+    call.work_dir = None if work_dir is None else Path(work_dir)
     return call.step(None)
 
 
@@ -147,6 +152,7 @@ class _Call:
         self.made_for = architecture(model)
         self.masks: dict[str, torch.Tensor] = {}
         self.rows: list[dict[str, Any]] = []
+        self.work_dir: Path | None = None
 
     def stages(self) -> Stages | None:
         if self.spec.stages is None:
@@ -158,7 +164,14 @@ class _Call:
         common = self.checked.common
         layers = prunable_layers(self.model, include=common.layers, exclude=common.exclude)
         context = PruneContext(
-            layers, common.seed, self.input_size, self.data, common.layers, common.exclude, stage
+            layers,
+            common.seed,
+            self.input_size,
+            self.data,
+            common.layers,
+            common.exclude,
+            stage,
+            self.work_dir,
         )
         outcome = self.spec.function(self.model, self.sparsity, self.checked.method, context)
         if outcome.skips:

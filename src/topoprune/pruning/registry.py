@@ -33,6 +33,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,8 @@ class PruneContext:
     stage: during a progressive pruning (:func:`topoprune.pruning.prune_progressively`), the
         names of the layers this stage masks: the method masks those only (its choices for
         them as in a one-shot call); None: every layer at once.
+    work_dir: a folder where a long-running method keeps resumable state (the runner gives
+        ``OUT/search``), or None.
     input_size: (C, H, W) of one input, or None when the caller did not give it.
     data: the dataset splits (``topoprune.data.Splits``) for methods that need data, or None.
     """
@@ -132,6 +135,7 @@ class PruneContext:
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
     stage: tuple[str, ...] | None = None
+    work_dir: Path | None = None
 
     def require_input_size(self, method: str) -> tuple[int, int, int]:
         if self.input_size is None:

@@ -154,7 +154,7 @@ def _lr_factor(config: TrainConfig, epoch: int) -> float:
     return 1.0
 
 
-def _batches(
+def batches(
     dataset: Dataset, indices: torch.Tensor, batch_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield (index: B long, x: B×C×H×W float, y: B long) over ``indices`` in order,
@@ -188,7 +188,7 @@ def evaluate(
     indices = torch.arange(len(dataset))[ctx.rank :: ctx.world_size]
     totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, correct, count
     with torch.inference_mode():
-        for _, images, labels in _batches(dataset, indices, batch_size):
+        for _, images, labels in batches(dataset, indices, batch_size):
             images, labels = images.to(ctx.device), labels.to(ctx.device)
             logits = model(normalize(images)).float()
             totals[0] += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
@@ -317,7 +317,7 @@ class Trainer:
         model.train()
         totals = torch.zeros(3, dtype=torch.float64)
         bar = tqdm(
-            _batches(self.splits.train, shard, config.batch_size),
+            batches(self.splits.train, shard, config.batch_size),
             total=steps,
             desc=f"epoch {epoch + 1}/{config.epochs}",
             disable=not (self.progress and self.ctx.is_main),
