@@ -141,17 +141,18 @@ def layer_graph(
 ) -> LayerGraph:
     """The layer graph of ``model_name`` at ``widths`` (its own full widths by default), which
     the nodes' keep ratios then scale (see the module docstring)."""
-    base = create_model(model_name, num_classes=num_classes, in_channels=in_channels, widths=widths)
-    full = list(base.widths)
     kwargs = {"num_classes": num_classes, "in_channels": in_channels}
-    base = create_model(model_name, **kwargs, widths=full, seed=0)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        base = create_model(model_name, **kwargs, widths=widths)
+    full = list(base.widths)
     reference = {name: _sizes(m) for name, m in _weighted(base).items()}
     out_node: dict[str, int] = {}
     in_node: dict[str, int] = {}
     for entry in range(len(full)):
         changed = list(full)
         changed[entry] += 1
-        variant = create_model(model_name, **kwargs, widths=changed, seed=0)
+        with torch.device("meta"):
+            variant = create_model(model_name, **kwargs, widths=changed)
         for name, module in _weighted(variant).items():
             out_size, in_size = _sizes(module)
             if out_size != reference[name][0]:
@@ -162,7 +163,7 @@ def layer_graph(
     nodes, layers = [], []
     for entry, width in enumerate(full):
         names = [n for n in modules if out_node.get(n) == entry]
-        main = next(modules[n] for n in names if not isinstance(modules[n], BATCHNORM))
+        main = next(m for n in names if not isinstance(m := modules[n], BATCHNORM))
         depthwise = isinstance(main, nn.Conv2d) and main.groups > 1
         kind = "linear" if isinstance(main, nn.Linear) else "depthwise" if depthwise else "conv"
         kernel = main.kernel_size[0] if isinstance(main, nn.Conv2d) else 1

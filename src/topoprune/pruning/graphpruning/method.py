@@ -113,6 +113,7 @@ def uniform_widths(space: SearchSpace) -> np.ndarray:
     options=GraphPruningOptions,
     check=_check,
     match=_match,
+    sets_budget=lambda options: options.macs is not None,
 )
 def graphpruning(
     model: nn.Module, sparsity: float, options: GraphPruningOptions, context: PruneContext
@@ -131,7 +132,11 @@ def graphpruning(
     folder = context.work_dir
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, object] = {"budget_macs": budget, "nodes": len(graph.nodes)}
+    metrics: dict[str, object] = {
+        "nominal_reduction": None,  # no masks: the true counts of the narrower model say it
+        "budget_macs": budget,
+        "nodes": len(graph.nodes),
+    }
     if options.search == "uniform":
         space = SearchSpace(graph, _unused, budget, input_size)
         ratios = uniform_widths(space)
