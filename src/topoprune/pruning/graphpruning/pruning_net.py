@@ -71,7 +71,9 @@ class PruningNet(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.aggregator = GCN(adjacency, size, STATIC_FEATURES + 1, embedding, embedding)
-            full = create_model(graph.model_name, **graph.model_kwargs, seed=seed)
+            full = create_model(
+                graph.model_name, **graph.model_kwargs, widths=graph.full_widths(), seed=seed
+            )
             weighted = {layer.name for layer in graph.layers}
             self.heads = nn.ModuleDict()
             for layer in graph.layers:
