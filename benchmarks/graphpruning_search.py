@@ -155,10 +155,15 @@ def main() -> None:
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary["seconds"], indent=2))
-    accuracies = (best.val_acc, best_random.val_acc, best_rl.val_acc)
-    print("best val acc: evolution %.2f, random %.2f, actor-critic %.2f" % accuracies)
-    pairs = (*summary["spearman"]["with_gcn"], *summary["spearman"]["without_gcn"])
-    print("Spearman, PruningNet score vs trained: GCN %.3f (p %.3f), no GCN %.3f (p %.3f)" % pairs)
+    print(
+        f"best val acc: evolution {best.val_acc:.2f}, random {best_random.val_acc:.2f}, "
+        f"actor-critic {best_rl.val_acc:.2f}"
+    )
+    (gcn_r, gcn_p), (plain_r, plain_p) = with_gcn, without
+    print(
+        f"Spearman, PruningNet score vs trained: GCN {gcn_r:.3f} (p {gcn_p:.3f}), "
+        f"no GCN {plain_r:.3f} (p {plain_p:.3f})"
+    )
 
 
 if __name__ == "__main__":
