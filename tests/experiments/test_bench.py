@@ -277,3 +277,28 @@ def test_shards_split_the_grid_and_the_report_merges_them(tmp_path, monkeypatch,
 def test_a_bad_shard_is_refused(text):
     with pytest.raises(TopopruneError, match="--shard must look like I/N"):
         bench.parse_shard(text)
+
+
+def test_a_search_method_searches_once_per_point_and_every_seed_trains_it(tmp_path):
+    from topoprune.pruning import Pruning, register_method, unregister_method
+
+    calls = []
+
+    @register_method("test-count-search", protocol="search")
+    def counted(model, sparsity, options, context):
+        """Halve every width and count the calls (a test search)."""
+        calls.append((options, context.seed, context.work_dir))
+        return Pruning(widths=[max(1, w // 2) for w in model.widths])
+
+    try:
+        config = tiny(methods=["test-count-search"], seeds=3)
+        result = run_bench(config, tmp_path, progress=False)
+    finally:
+        unregister_method("test-count-search")
+    assert len(calls) == 1 and calls[0][1] == 0  # one search, seeded 0 whatever the run's seed
+    assert calls[0][2] == tmp_path / "searches" / "test-count-search_s0.5"
+    assert (calls[0][2] / "prune.pt").exists()
+    assert sorted(row["seed"] for row in result.rows) == [0, 1, 2]
+    assert len({row["params"] for row in result.rows}) == 1  # the same widths for every seed
+    assert len({row["test_acc"] for row in result.rows}) > 1  # trained from other seeds
+    assert all(row["search_s"] is not None for row in result.rows)

@@ -7,6 +7,8 @@ run and writes the results folder:
   (model, dataset, training, latency batch) and give each method label the same options;
 - ``runs.jsonl``: one row per finished run (rewritten atomically after each);
 - ``runs/<label>_s<sparsity>_seed<seed>/``: each run's own files (checkpoint, logs, report);
+- ``searches/<label>_s<sparsity>/``: a ``search`` method's one search per point (seeded with
+  its ``seed`` option, 0 by default), which every seed's run then trains from scratch;
 - ``summary.csv``, ``report.md`` and the PNG plots (:mod:`topoprune.experiments.bench_report`).
 
 Methods: ``dense`` (once per seed) and every registered method, each run by its protocol's
@@ -41,10 +43,12 @@ from topoprune.errors import TopopruneError
 from topoprune.experiments.bench_config import DENSE, BenchConfig, Job, load_config
 from topoprune.experiments.records import RECORD_FILE
 from topoprune.files import write_json, write_jsonl
+from topoprune.pruning import get_method
 
 CONFIG_FILE = "bench.json"
 RUNS_FILE = "runs.jsonl"
 RUNS_DIR = "runs"
+SEARCHES_DIR = "searches"
 
 
 @dataclass
@@ -100,13 +104,17 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
     started = time.perf_counter()
     dense = job.method.name == DENSE
     sparsity, overrides = _setting(config, job)
+    search_dir, seed = None, job.seed
+    if not dense and get_method(job.method.name).protocol == "search":
+        search_dir = folder.parent.parent / SEARCHES_DIR / f"{job.method.label}_s{job.sparsity}"
+        seed = 0  # one search per point (unless the options fix its seed); each seed trains it
     run = run_pruned(
         config.model,
         config.dataset,
         replace(config.training, seed=job.seed),
         method=None if dense else job.method.name,
         sparsity=sparsity,
-        prune_options={"seed": job.seed, **job.method.options, **overrides},
+        prune_options={"seed": seed, **job.method.options, **overrides},
         root=config.root,
         out_dir=folder,
         resume=(folder / RECORD_FILE).exists(),  # a run cut off mid-way continues
@@ -115,6 +123,7 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         label=job.method.label,
         widths=None if config.widths is None else list(config.widths),
         measure_speed=config.latency_batch is not None,
+        search_dir=search_dir,
     )
     s = run.summary
     metrics = run.pruning.metrics if run.pruning is not None else {}

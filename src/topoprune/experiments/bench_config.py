@@ -27,7 +27,8 @@ that removes that true fraction of the whole model's params or MACs
 kept counts of the method with that label in the same config (its options included).
 
 Every run's training and pruning seed is its seed, unless a method fixes ``seed`` in its options
-(then only the training varies over seeds). Every mistake raises :class:`TopopruneError` with one
+(then only the training varies over seeds). A ``search`` method searches once per point (seed 0
+unless its options fix one) and every seed trains the widths it found. Every mistake raises :class:`TopopruneError` with one
 line that says what to change.
 """
 

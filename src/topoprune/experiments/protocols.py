@@ -26,6 +26,7 @@ So every method gets the same total training epochs as dense (ShrinkBench's rule
 
 from __future__ import annotations
 
+import fcntl
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -137,6 +138,7 @@ class RunPlan:
     tensorboard: Path | None = None
     claimed: bool = False
     start_from: dict[str, torch.Tensor] | None = None
+    search_dir: Path | None = None
 
     def setup(self, seed: int, widths: list[int] | None = None) -> RunSetup:
         return setup_run(
@@ -208,7 +210,9 @@ def _prune_once(
 ) -> tuple[PruneResult, float | None]:
     """Prune ``setup.model`` (or re-apply the saved result of a resumed run); (result, seconds).
 
-    A search method claims the folder first and keeps its resumable state in ``OUT/search``.
+    A search method claims the folder first and keeps its resumable state in ``OUT/search``,
+    or in the plan's shared ``search_dir``: there the first run searches (under a lock) and
+    the others read its result, so that runs of several seeds share one search.
     """
     saved = plan.out_dir / PRUNE_FILE if plan.out_dir is not None else None
     if plan.resume and saved is not None and saved.exists():
@@ -216,15 +220,43 @@ def _prune_once(
         result = PruneResult.load(saved)
         if result.widths is None:
             result.apply_to(setup.model)
-        return result, None
-    work_dir = None
-    if get_method(method).protocol == "search" and plan.out_dir is not None:
+        return result, result.metrics.get("search_s")
+    if get_method(method).protocol == "search":
         plan.claim()  # before the search writes its state
-        work_dir = plan.out_dir / SEARCH_DIR
-    result, seconds = _timed_prune(setup, method, sparsity, options, work_dir)
-    plan.claim()
+        work_dir = plan.search_dir
+        if work_dir is None and plan.out_dir is not None:
+            work_dir = plan.out_dir / SEARCH_DIR
+        result, seconds = _search_once(setup, method, sparsity, options, work_dir)
+    else:
+        result, seconds = _timed_prune(setup, method, sparsity, options)
+        plan.claim()
     if saved is not None:
         result.save(saved)
+    return result, seconds
+
+
+def _search_once(
+    setup: RunSetup,
+    method: str,
+    sparsity: float,
+    options: dict[str, Any],
+    work_dir: Path | None,
+) -> tuple[PruneResult, float]:
+    """Run a search in ``work_dir`` or read the result a finished one left there."""
+    if work_dir is None:
+        result, seconds = _timed_prune(setup, method, sparsity, options)
+        result.metrics["search_s"] = seconds
+        return result, seconds
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with (work_dir / "search.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run of the same search waits for its result
+        done = work_dir / PRUNE_FILE
+        if done.exists():
+            result = PruneResult.load(done)
+            return result, result.metrics["search_s"]
+        result, seconds = _timed_prune(setup, method, sparsity, options, work_dir)
+        result.metrics["search_s"] = seconds
+        result.save(done)
     return result, seconds
 
 
@@ -376,6 +408,7 @@ def run_pruned(
     overwrite: bool = False,
     tensorboard: str | Path | None = None,
     start_from: str | Path | torch.nn.Module | None = None,
+    search_dir: str | Path | None = None,
 ) -> PrunedRun:
     """Train ``model_name`` on ``dataset`` pruned by ``method`` (dense when None) and report.
 
@@ -383,6 +416,8 @@ def run_pruned(
     (``run.json``): an existing run there needs ``resume`` (same record) or ``overwrite``.
     ``start_from``: trained weights of the same model (a module, a run folder, a checkpoint or
     a state-dict file) that replace the dense phase of an ``after-training`` method.
+    ``search_dir``: a folder shared by runs that should share one search (a ``search`` method:
+    the first run searches there, the others wait for and read its result).
     """
     config.validate()
     start, start_record = None, None
@@ -424,6 +459,7 @@ def run_pruned(
         overwrite,
         None if tensorboard is None else Path(tensorboard),
         start_from=start,
+        search_dir=None if search_dir is None else Path(search_dir),
     )
     if method is None:
         setup = plan.setup(config.seed)
