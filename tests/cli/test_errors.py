@@ -150,6 +150,16 @@ CASES = {
     ),
     "graph-info-not-text": (["graph", "info", "{file}"], "is not a text edge list", "bytes.txt"),
     "sparsity-missing": (["prune", "--method", "rgp", *TRAIN], "rgp needs --sparsity", None),
+    "graphpruning-macs": (
+        ["prune", "--method", "graphpruning", "--macs", "1.5", *TRAIN],
+        "keeps a fraction of the MACs in (0, 1]",
+        None,
+    ),
+    "graphpruning-parents": (
+        ["prune", "--method", "graphpruning", "--macs", "0.5", "--parents", "60", *TRAIN],
+        "parents cannot exceed the population",
+        None,
+    ),
     "exp-too-few-epochs": (
         ["prune", "--method", "exp", "--rates", "[0.0, 0.5]", *TRAIN, "--epochs", "1"],
         "leave 0 of the 1 epoch(s) for dense training",
