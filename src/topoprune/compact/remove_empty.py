@@ -20,7 +20,7 @@ In eval mode a channel is removed only when that changes no output:
 Groups whose channel reaches the model output, passes through an operation the graph cannot map
 channel by channel (slices, concatenations, normalisations other than BatchNorm, grouped convs,
 bare parameters), or contains a layer kept at full width (the classifier; the residual stream of
-a network with option-A shortcuts, see :func:`topoprune.pruning.l1._kept_full_width`) are left
+a network with option-A shortcuts, see :func:`topoprune.pruning.l1.kept_full_width`) are left
 as they are. A group always keeps at least one channel.
 
 >>> import torch
@@ -132,10 +132,10 @@ def empty_channels(masks: dict[str, torch.Tensor]) -> dict[str, dict[str, int]]:
 
 def _full_width(model: nn.Module) -> set[int]:
     """ids of the layers whose output channels stay (shared with the l1 baseline)."""
-    from topoprune.pruning.l1 import _kept_full_width
+    from topoprune.pruning.l1 import kept_full_width
 
     try:
-        return {id(module) for module in _kept_full_width(model)}
+        return {id(module) for module in kept_full_width(model)}
     except StopIteration:  # no linear classifier: the output check keeps the last layer whole
         return set()
 

@@ -104,7 +104,7 @@ def matched_budget(
     return getattr(count(reference, input_size), target)
 
 
-def _kept_full_width(model: nn.Module) -> list[nn.Module]:
+def kept_full_width(model: nn.Module) -> list[nn.Module]:
     """The layers whose output channels stay: the classifier, and option-A residual streams."""
     named = dict(model.named_modules())
     classifier = getattr(model, "classifier_name", None)
@@ -132,7 +132,7 @@ def _remove_channels(model: nn.Module, ratio: float, example: torch.Tensor) -> N
             example,
             importance=tp.importance.MagnitudeImportance(p=1),
             pruning_ratio=ratio,
-            ignored_layers=_kept_full_width(model),
+            ignored_layers=kept_full_width(model),
         )
         pruner.step()
 
@@ -152,7 +152,7 @@ def _ratio_range(model: nn.Module) -> tuple[float, int]:
     torch-pruning keeps ``int(C · (1 − ratio))`` of a group's C channels and skips a group that
     would lose them all, so the ratio stays below ``1 − 1/C`` of the narrowest prunable layer.
     """
-    kept = {id(m) for m in _kept_full_width(model)}
+    kept = {id(m) for m in kept_full_width(model)}
     widths = [
         module.weight.shape[0]
         for module in model.modules()
