@@ -28,8 +28,8 @@ kept counts of the method with that label in the same config (its options includ
 
 Every run's training and pruning seed is its seed, unless a method fixes ``seed`` in its options
 (then only the training varies over seeds). A ``search`` method searches once per point (seed 0
-unless its options fix one) and every seed trains the widths it found. Every mistake raises :class:`TopopruneError` with one
-line that says what to change.
+unless its options fix one) and every seed trains the widths it found. Every mistake raises
+:class:`TopopruneError` with one line that says what to change.
 """
 
 from __future__ import annotations
