@@ -179,13 +179,13 @@ def _execute(
             yield run_job(config, job, folder, progress)
         return
     threads = max(1, _cores() // workers)
+    # seed by seed, so that parallel workers take different methods, not the seeds of one
+    # search method that wait for its one search
+    order = sorted(zip(jobs, folders, strict=True), key=lambda pair: pair[0].seed)
     with ProcessPoolExecutor(
         workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads,)
     ) as pool:
-        pending = {
-            pool.submit(run_job, config, job, folder)
-            for job, folder in zip(jobs, folders, strict=True)
-        }
+        pending = {pool.submit(run_job, config, job, folder) for job, folder in order}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
