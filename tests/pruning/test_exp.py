@@ -111,3 +111,13 @@ def test_the_published_resnet56_figure_in_one_unit():
     formula = runpy.run_path(str(script))["published_formula"]
     consistent, printed = formula("resnet56", "[0.0]+[0.7]*17+[0.4]*2+[0.7]*16+[0.5]*2+[0.8]*17")
     assert (round(consistent, 2), round(printed, 2)) == (70.59, 71.96)
+
+
+def test_random_copies_exp_slice_counts_exactly():
+    model = create_model("resnet20", in_channels=1, seed=0)
+    copied = prune(create_model("resnet20", in_channels=1, seed=0), "exp", 0.7, seed=1)
+    result = prune(model, "random", 0.7, like="exp", granularity="kernel", seed=2)
+    for name, mask in copied.masks.items():
+        slices = mask.flatten(2).any(2)
+        mine = result.masks[name].flatten(2).any(2)
+        assert int(slices.sum()) == int(mine.sum()) and not torch.equal(slices, mine)

@@ -169,9 +169,11 @@ def test_a_given_graph_is_matched_at_its_own_sparsity(tmp_path):
     assert found.sparsity == pytest.approx(0.75)
 
 
-def test_random_copies_only_methods_that_prune_before_training():
-    with pytest.raises(TopopruneError, match="l1 is after-training"):
-        prune(create_model("resnet20"), "random", 0.5, like="l1")
+def test_random_copies_only_methods_that_make_masks():
+    with pytest.raises(TopopruneError, match="l1 made no masks to copy"):
+        prune(create_model("resnet20"), "random", 0.5, like="l1", input_size=(3, 32, 32))
+    with pytest.raises(TopopruneError, match="graphpruning searches widths and makes none"):
+        prune(create_model("resnet20"), "random", 0.5, like="graphpruning")
 
 
 def test_l1_refuses_layer_patterns_it_cannot_honour():

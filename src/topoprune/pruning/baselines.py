@@ -46,7 +46,9 @@ class RandomOptions:
         choices=GRANULARITIES,
     )
     like: str | None = option(
-        None, "copy the per-layer kept counts of this method (or of a saved PruneResult file)"
+        None,
+        "copy the per-layer kept counts of this method, as it prunes this (untrained) model "
+        "(exp's counts depend only on its rates), or of a saved PruneResult file",
     )
     like_options: dict | None = option(None, "options of the method named by like")
 
@@ -109,7 +111,8 @@ def _copied_masks(
         saved.apply_to(copy.deepcopy(model))  # refuses a result made for another architecture
         return saved.masks
     settings = _like_options(options, context.include, context.exclude, context.seed)
-    return prune(copy.deepcopy(model), like, sparsity, **settings).masks
+    where = {"input_size": context.input_size, "data": context.data}
+    return prune(copy.deepcopy(model), like, sparsity, **where, **settings).masks
 
 
 def _like_options(options: RandomOptions, layers: Any, exclude: Any, seed: int) -> dict:
@@ -141,10 +144,9 @@ def _check_like(sparsity: float, options: RandomOptions) -> None:
     if like == "random":
         raise TopopruneError("random cannot copy itself: name another method in like")
     copied = get_method(like)
-    if copied.protocol != "at-init":
+    if copied.protocol == "search":
         raise TopopruneError(
-            f"random copies the masks of a method that prunes before training; {like} is "
-            f"{copied.protocol}"
+            f"random copies another method's masks; {like} searches widths and makes none"
         )
     check_options(copied, options.like_options or {}, sparsity)
 
@@ -164,6 +166,11 @@ def random(
         }
     else:
         copied = _copied_masks(model, sparsity, options, context)
+        if not copied:
+            raise TopopruneError(
+                f"{options.like} made no masks to copy (it changes the widths instead): "
+                "name a method that masks"
+            )
         by_name = {layer.name: layer for layer in prunable_layers(model)}
         modules = dict(model.named_modules())
         layers = [
