@@ -142,6 +142,11 @@ def main() -> None:
             "actor_critic": rl_s,
             "pruningnet_without_gcn": plain_s,
         },
+        "distinct_scored": {
+            "evolution": len(space.cache),
+            "random": len(control.cache),
+            "actor_critic": len(agent.cache),
+        },
         "best": {
             "evolution": best.__dict__,
             "random": best_random.__dict__,
