@@ -55,18 +55,24 @@ def test_the_stages_follow_the_options():
     assert pruning_stages(model, "l1", 0.7) is None
 
 
-def test_a_progressive_run_fine_tunes_after_every_conv_on_one_schedule(tmp_path):
-    out = tmp_path / "run"
-    run = run_pruned(
+def _exp_run(out, **options):
+    """ResNet-20 on digits pruned by exp at 0.7: two dense epochs, then one per stage."""
+    return run_pruned(
         "resnet20",
         "digits",
         _config(STAGES + 2),
         method="exp",
         sparsity=0.7,
+        prune_options=options,
         out_dir=out,
         progress=False,
         measure_speed=False,
     )
+
+
+def test_a_progressive_run_fine_tunes_after_every_conv_on_one_schedule(tmp_path):
+    out = tmp_path / "run"
+    run = _exp_run(out)
     assert sorted(p.name for p in (out / "stages").iterdir()) == [
         f"{i:02d}" for i in range(1, STAGES)
     ]
@@ -90,17 +96,7 @@ def test_a_progressive_run_fine_tunes_after_every_conv_on_one_schedule(tmp_path)
 
 
 def test_one_shot_prunes_once_and_fine_tunes_the_same_epochs(tmp_path):
-    run = run_pruned(
-        "resnet20",
-        "digits",
-        _config(STAGES + 2),
-        method="exp",
-        sparsity=0.7,
-        prune_options={"one_shot": True},
-        out_dir=tmp_path / "run",
-        progress=False,
-        measure_speed=False,
-    )
+    run = _exp_run(tmp_path / "run", one_shot=True)
     assert not (tmp_path / "run" / "stages").exists() and run.stages == []
     assert len(run.pretrain.train.history) == 2 and len(run.summary.train.history) == STAGES
 

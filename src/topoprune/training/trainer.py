@@ -134,7 +134,7 @@ class TrainResult:
         return asdict(self)
 
 
-def _epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
     """An independent, reproducible generator per (seed, epoch, stream)."""
     return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 7 + stream) % (2**63))
 
@@ -302,7 +302,7 @@ class Trainer:
         draw_epoch = config.epoch_offset + epoch  # of the whole schedule
         torch.manual_seed(config.seed * 1_000_003 + draw_epoch)  # dropout and other global draws
         order = torch.randperm(
-            len(self.splits.train), generator=_epoch_generator(config.seed, draw_epoch, 0)
+            len(self.splits.train), generator=epoch_generator(config.seed, draw_epoch, 0)
         )
         shard = order[self.ctx.rank :: self.ctx.world_size]
         steps = math.ceil(len(shard) / config.batch_size)
@@ -312,7 +312,7 @@ class Trainer:
         # every sample's crop and flip depend only on (seed, epoch, sample), not on the rank
         # or the batch it lands in, so N ranks train exactly as one process with N× the batch
         draws = self.augment.draw(
-            len(self.splits.train), _epoch_generator(config.seed, draw_epoch, 1)
+            len(self.splits.train), epoch_generator(config.seed, draw_epoch, 1)
         )
         model.train()
         totals = torch.zeros(3, dtype=torch.float64)

@@ -25,7 +25,7 @@ from topoprune.data.transforms import normalize, train_augment
 from topoprune.errors import TopopruneError
 from topoprune.files import atomic_write
 from topoprune.pruning.graphpruning.pruning_net import RATIOS, PruningNet, candidate_model
-from topoprune.training.trainer import batches, evaluate
+from topoprune.training.trainer import batches, epoch_generator, evaluate
 
 CHECKPOINT = "pruningnet.pt"
 
@@ -39,10 +39,6 @@ class NetSchedule:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-
-
-def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 7 + stream) % (2**63))
 
 
 def sample_ratios(nodes: int, generator: torch.Generator) -> torch.Tensor:
@@ -84,9 +80,9 @@ def train_pruning_net(
         started = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = schedule.lr * 0.5 * (1 + math.cos(math.pi * epoch / schedule.epochs))
-        order = torch.randperm(len(splits.train), generator=_generator(seed, epoch, 0))
-        draws = augment.draw(len(splits.train), _generator(seed, epoch, 1))
-        choices = _generator(seed, epoch, 2)
+        order = torch.randperm(len(splits.train), generator=epoch_generator(seed, epoch, 0))
+        draws = augment.draw(len(splits.train), epoch_generator(seed, epoch, 1))
+        choices = epoch_generator(seed, epoch, 2)
         net.train()
         totals = [0.0, 0.0, 0]
         steps = math.ceil(len(order) / schedule.batch_size)
@@ -136,7 +132,7 @@ def recalibrate(model: nn.Module, splits: Any, batch_count: int, batch_size: int
         norm.reset_running_stats()
         norm.momentum = None
     scale = normalize(splits)
-    order = torch.randperm(len(splits.train), generator=_generator(0, 0, 3))
+    order = torch.randperm(len(splits.train), generator=epoch_generator(0, 0, 3))
     order = order[: batch_count * batch_size]
     model.train()
     for _, images, _ in batches(splits.train, order, batch_size):
