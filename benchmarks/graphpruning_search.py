@@ -25,10 +25,10 @@ import torch
 from scipy.stats import spearmanr
 
 from topoprune.data import load_dataset
+from topoprune.experiments.plots import plot_best_so_far
 from topoprune.measure import count
 from topoprune.models import create_model
 from topoprune.pruning.graphpruning.layer_graph import layer_graph
-from topoprune.pruning.graphpruning.method import plot_best_so_far
 from topoprune.pruning.graphpruning.pruning_net import PruningNet
 from topoprune.pruning.graphpruning.search import (
     SearchSpace,

@@ -114,16 +114,16 @@ def test_pruning_net_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
     schedule = NetSchedule(epochs=2, batch_size=256)
     whole = PruningNet(graph, seed=0)
     train_pruning_net(whole, splits, schedule, seed=3)
-    write = training.atomic_write
+    write = training.save_checkpoint
 
-    def write_then_stop(path, save):  # the process dies once the first epoch is on disk
-        write(path, save)
+    def write_then_stop(path, state):  # the process dies once the first epoch is on disk
+        write(path, state)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "atomic_write", write_then_stop)
+    monkeypatch.setattr(training, "save_checkpoint", write_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_pruning_net(PruningNet(graph, seed=0), splits, schedule, seed=3, folder=tmp_path)
-    monkeypatch.setattr(training, "atomic_write", write)
+    monkeypatch.setattr(training, "save_checkpoint", write)
     resumed = PruningNet(graph, seed=0)
     history = train_pruning_net(resumed, splits, schedule, seed=3, folder=tmp_path)
     assert [row["epoch"] for row in history] == [1, 2]

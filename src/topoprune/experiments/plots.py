@@ -136,3 +136,16 @@ def plot_optimization(
     if title:
         figure.suptitle(title)
     _save(figure, path)
+
+
+def plot_best_so_far(curves: dict[str, list[float]], path: str | Path) -> Path:
+    """Validation accuracy of the best candidate so far against candidates scored, one line
+    per search (``curves``: search name -> accuracy after each evaluation)."""
+    figure = _figure(5, 3.5)
+    axes = figure.subplots()
+    for label, curve in curves.items():
+        axes.plot(range(1, len(curve) + 1), curve, label=label)
+    axes.set_xlabel("candidates scored")
+    axes.set_ylabel("best validation accuracy (%)")
+    axes.legend()
+    return _save(figure, path)

@@ -61,8 +61,7 @@ def prune(
     >>> result.metrics["graph"]["k"], round(result.metrics["nominal_reduction"], 4)
     (4, 0.75)
     """
-    call = _Call(model, method, sparsity, options, input_size, data)
-    call.work_dir = None if work_dir is None else Path(work_dir)
+    call = _Call(model, method, sparsity, options, input_size, data, work_dir)
     return call.step(None)
 
 
@@ -142,6 +141,7 @@ class _Call:
         options: dict[str, Any],
         input_size: tuple[int, int, int] | None,
         data: Any,
+        work_dir: str | Path | None = None,
     ) -> None:
         self.spec = get_method(method)
         self.sparsity = check_sparsity(sparsity)
@@ -152,7 +152,7 @@ class _Call:
         self.made_for = architecture(model)
         self.masks: dict[str, torch.Tensor] = {}
         self.rows: list[dict[str, Any]] = []
-        self.work_dir: Path | None = None
+        self.work_dir = None if work_dir is None else Path(work_dir)
 
     def stages(self) -> Stages | None:
         if self.spec.stages is None:

@@ -29,7 +29,7 @@ BATCHNORM = nn.modules.batchnorm._BatchNorm
 KINDS = ("conv", "depthwise", "linear")
 """Node kinds, by the first weighted layer of the node."""
 STATIC_FEATURES = 8
-"""Columns of :meth:`LayerGraph.features` before the sampled ratio."""
+"""Columns of :meth:`LayerGraph.static_features`; a node's input adds its sampled ratio."""
 
 
 @dataclass
@@ -109,10 +109,6 @@ class LayerGraph:
                 ]
             )
         return torch.tensor(rows, dtype=torch.float32)
-
-    def features(self, ratios: torch.Tensor) -> torch.Tensor:
-        """(n, 9): the static features and the sampled keep ratio of each node (n,)."""
-        return torch.cat([self.static_features(), ratios.reshape(-1, 1).float()], dim=1)
 
 
 def _weighted(model: nn.Module) -> dict[str, nn.Module]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -182,30 +181,12 @@ def graphpruning(
     metrics["search_seconds"] = time.perf_counter() - started
     metrics["best"] = asdict(best)
     metrics["best_so_far"] = space.best_so_far()
-    metrics["evaluated"] = len(space.history)
     if folder is not None:
-        plot_best_so_far({options.search: space.best_so_far()}, folder / "search.png")
+        from topoprune.experiments.plots import plot_best_so_far
+
+        plot_best_so_far({options.search: metrics["best_so_far"]}, folder / "search.png")
     return Pruning(widths=best.widths, metrics=metrics)
 
 
 def _unused(ratios: torch.Tensor) -> tuple[float, float]:
     raise AssertionError("the uniform baseline scores nothing")
-
-
-def plot_best_so_far(curves: dict[str, list[float]], path: Path) -> Path:
-    """A PNG of validation accuracy of the best candidate so far against candidates scored."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 3.5))
-    for label, curve in curves.items():
-        axes.plot(range(1, len(curve) + 1), curve, label=label)
-    axes.set_xlabel("candidates scored")
-    axes.set_ylabel("best validation accuracy (%)")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path

@@ -4,8 +4,8 @@ MetaPruning (Liu et al., ICCV 2019) trains a network that generates the weights 
 configuration of a model; GraphPruning (Zhang et al., Applied Intelligence 2022) feeds it node
 embeddings from a GCN over the layer graph instead of the bare width vector. Here:
 
-- node features (:meth:`LayerGraph.features`): kind, position, kernel, stride, full width,
-  residual-stream flag, and the node's sampled keep ratio;
+- node features: kind, position, kernel, stride, full width and residual-stream flag
+  (:meth:`LayerGraph.static_features`), and the node's sampled keep ratio;
 - the aggregator (:class:`GCN`, two graph convolutions) turns them into embeddings (n, E);
 - every conv and Linear layer has its own head, ``Linear(2E, hidden) → ReLU → Linear(hidden,
   numel)``, fed the embeddings of the node that sizes its output and of the node that sizes its

@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from topoprune.data.transforms import normalize, train_augment
 from topoprune.errors import TopopruneError
-from topoprune.files import atomic_write
 from topoprune.pruning.graphpruning.pruning_net import RATIOS, PruningNet, candidate_model
+from topoprune.training.checkpoint import save_checkpoint
 from topoprune.training.trainer import batches, epoch_generator, evaluate
 
 CHECKPOINT = "pruningnet.pt"
@@ -119,7 +119,7 @@ def train_pruning_net(
                 "schedule": asdict(schedule),
                 "seed": seed,
             }
-            atomic_write(path, lambda handle, state=state: torch.save(state, handle))
+            save_checkpoint(path, state)
     return history
 
 
