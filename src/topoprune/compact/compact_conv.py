@@ -46,6 +46,14 @@ from topoprune.errors import TopopruneError
 Impl = Literal["grouped", "direct"]
 
 
+def _exporting() -> bool:
+    """Whether torch is tracing, compiling or exporting the model: the ctypes kernel cannot be
+    recorded, so the torch ops of the ``"grouped"`` form are used instead."""
+    return (
+        torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+    )
+
+
 class CompactConv2d(nn.Module):
     """A conv whose output channel groups each read a gathered subset of the input channels.
 
@@ -231,6 +239,7 @@ class CompactConv2d(nn.Module):
         )
         return (
             not needs_grad
+            and not _exporting()
             and x.dim() == 4
             and x.dtype == torch.float32
             and x.device.type == "cpu"
