@@ -59,7 +59,7 @@ def model_and_input():
 @pytest.fixture(scope="module")
 def realized(model_and_input):
     model, x = model_and_input
-    return realize(model, x, repeats=2, warmup=1)
+    return realize(model, x, repeats=2, warmup=1, trainable=True)
 
 
 def test_realized_model_computes_the_masked_outputs(model_and_input, realized):
@@ -169,6 +169,6 @@ class UsesOneOfTwo(nn.Module):
 
 
 def test_convs_the_input_never_reaches_are_left_alone():
-    realized = realize(UsesOneOfTwo(), torch.randn(1, 8, 4, 4), repeats=1)
+    realized = realize(UsesOneOfTwo(), torch.randn(1, 8, 4, 4), repeats=1, trainable=True)
     assert [layer.name for layer in realized.realize_report.layers] == ["used"]
     assert is_masked_conv(realized.unused) and not is_masked_conv(realized.used)

@@ -65,7 +65,7 @@ def vgg_block() -> nn.Sequential:
 
 def test_realize_times_non_overlapping_pools_and_keeps_the_outputs():
     model, x = vgg_block(), torch.randn(4, 3, 9, 9)
-    realized = realize(model, x, repeats=2, warmup=1)
+    realized = realize(model, x, repeats=2, warmup=1, trainable=True)
     layers = {layer.name: layer for layer in realized.realize_report.layers}
     assert sorted(layers) == ["1", "2"]  # the stride-1 pool "3" overlaps: left alone
     assert layers["1"].structure == "max pool 2x2"
@@ -78,6 +78,8 @@ def test_realize_times_non_overlapping_pools_and_keeps_the_outputs():
 
 def test_pools_stay_when_the_pool_kind_is_left_out():
     model, x = vgg_block(), torch.randn(2, 3, 8, 8)
-    realized = realize(model, x, repeats=1, warmup=0, candidates=("dense", "grouped"))
+    realized = realize(
+        model, x, repeats=1, warmup=0, candidates=("dense", "grouped"), trainable=True
+    )
     assert [layer.name for layer in realized.realize_report.layers] == ["2"]
     assert type(realized.get_submodule("1")) is nn.MaxPool2d

@@ -268,7 +268,7 @@ def test_projection_shortcut_streams_of_cresnet18_shrink_as_one_group():
 
 def test_realize_with_remove_empty_is_exact_and_smaller():
     model, x = resnet20_dead(), example((1, 28, 28))
-    options = {"candidates": ["dense"], "repeats": 1, "warmup": 0}
+    options = {"candidates": ["dense"], "repeats": 1, "warmup": 0, "trainable": True}
     narrow = realize(model, x, remove_empty=True, **options)
     plain = realize(model, x, **options)
     torch.testing.assert_close(outputs(narrow, x), outputs(model, x))

@@ -46,6 +46,7 @@ from torch import nn
 
 from topoprune.compact import kernel
 from topoprune.compact.compact_conv import CompactConv2d
+from topoprune.compact.fuse import fuse_for_inference
 from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
 from topoprune.compact.pool import BlockMaxPool2d
 from topoprune.compact.remove_empty import remove_empty_channels
@@ -238,6 +239,7 @@ def realize(
     warmup: int = 2,
     candidates: Iterable[str] | None = None,
     remove_empty: bool = False,
+    trainable: bool = False,
 ) -> nn.Module:
     """A copy of ``model`` with every masked conv (and non-overlapping max pool) replaced by its
     fastest equivalent form.
@@ -246,12 +248,18 @@ def realize(
     serve; each masked conv is timed on the input it receives from it, ``repeats`` interleaved
     samples per candidate after ``warmup`` calls, at the current ``torch.get_num_threads()``.
     ``candidates``: a subset of ``KINDS`` to consider (default all; ``dense`` always stays).
-    The input model is not modified. The copy computes the same outputs to float tolerance and
-    carries the choices in ``realize_report``. It is meant for inference: it backpropagates like
-    the masked model, but while compact layers keep their structure through training (the native
-    kernel hands over to autograd-friendly torch ops), layers realized ``dense`` are plain convs
-    whose masked-out weights would train too. Train the masked model, then realize it. Masked
-    convs that ``example_input`` never reaches are left as they are.
+    The input model is not modified. The copy computes the same outputs as ``model.eval()`` to
+    float tolerance and carries the choices in ``realize_report``.
+
+    By default the copy is fused for inference (:func:`topoprune.compact.fuse.fuse_for_inference`):
+    every BatchNorm is folded into the conv before it and residual adds and ReLUs run in the
+    conv's output pass; it is an ``InferenceModel`` whose ``train()`` refuses. With
+    ``trainable=True`` nothing is fused: the copy keeps the model's class, BatchNorms and mode,
+    and backpropagates like the masked model, but while compact layers keep their structure
+    through training (the native kernel hands over to autograd-friendly torch ops), layers
+    realized ``dense`` are plain convs whose masked-out weights would train too. Train the masked
+    model, then realize it. Masked convs that ``example_input`` never reaches are left as they
+    are (fusion folds their masks in).
 
     ``remove_empty``: first make the copy physically narrower with
     :func:`topoprune.compact.remove_empty.remove_empty_channels` (channels no consumer reads, or
@@ -294,6 +302,8 @@ def realize(
         parent_name, _, child_name = name.rpartition(".")
         setattr(realized.get_submodule(parent_name), child_name, replacement)
         layers.append(choice)
+    if not trainable:
+        realized = fuse_for_inference(realized)
     realized.realize_report = RealizeReport(
         layers, torch.get_num_threads(), repeats, kernel.kernel_available()
     )

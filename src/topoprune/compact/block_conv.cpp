@@ -2,7 +2,10 @@
 //
 // Group g reads input channels in_idx[g, :ig] (-1 = padding slot, skipped) and writes output
 // channels out_idx[g, :og] (-1 = padding row, dropped) with weights w[g, o, s, kh, kw]:
-//   out[b, out_idx[g, o]] = bias + sum_s conv2d(x[b, in_idx[g, s]], w[g, o, s]).
+//   out[b, out_idx[g, o]] = clamp(bias + residual[b, out_idx[g, o]]
+//                                 + sum_s conv2d(x[b, in_idx[g, s]], w[g, o, s]), lo, hi).
+// The epilogue (bias, optional residual, clamp) is how a folded BatchNorm, a residual add and a
+// ReLU (lo = 0, hi = inf) or ReLU6 (hi = 6) run in the same pass that writes the output.
 //
 // Each image is copied into a zero-padded buffer of planes (Hp x Wp). On a padded plane a
 // stride-1 output row y, column c reads pad[(y + ky*dh) * Wp + c + kx*dw]: with q = y*Wp + c
@@ -41,6 +44,8 @@ struct Problem {
   const int64_t* in_idx;
   const int64_t* out_idx;
   const float* bias;
+  const float* residual;
+  float lo, hi;
   float* out;
   int64_t out_channels, out_height, out_width;
   int64_t pad_h, pad_w, padded_w, plane, flat_len;
@@ -125,10 +130,15 @@ void run_items(const Problem& p, TileFn tile_fn, int ot, int64_t splits, int64_t
           if (oc < 0) continue;
           const float shift = p.bias ? p.bias[oc] : 0.0f;
           const float* row = tile.data() + o * tile_stride;
-          float* dst = p.out + (b * p.out_channels + oc) * p.out_height * p.out_width;
+          const int64_t out_offset = (b * p.out_channels + oc) * p.out_height * p.out_width;
+          float* dst = p.out + out_offset;
+          const float* res = p.residual ? p.residual + out_offset : nullptr;
           for (int64_t y = 0; y < p.out_height; ++y)
-            for (int64_t c = 0; c < p.out_width; ++c)
-              dst[y * p.out_width + c] = row[y * p.padded_w + c] + shift;
+            for (int64_t c = 0; c < p.out_width; ++c) {
+              float value = row[y * p.padded_w + c] + shift;
+              if (res) value += res[y * p.out_width + c];
+              dst[y * p.out_width + c] = std::min(std::max(value, p.lo), p.hi);
+            }
         }
       }
     }
@@ -143,7 +153,8 @@ extern "C" int topoprune_block_conv2d(const float* x, int64_t batch, int64_t cha
                                       int64_t height, int64_t width, const float* w,
                                       int64_t groups, int64_t group_out, int64_t group_in,
                                       int64_t kernel_h, int64_t kernel_w, const int64_t* in_idx,
-                                      const int64_t* out_idx, const float* bias, float* out,
+                                      const int64_t* out_idx, const float* bias,
+                                      const float* residual, float lo, float hi, float* out,
                                       int64_t out_channels, int64_t pad_h, int64_t pad_w,
                                       int64_t dil_h, int64_t dil_w, int ot, int nv,
                                       int threads) {
@@ -157,7 +168,7 @@ extern "C" int topoprune_block_conv2d(const float* x, int64_t batch, int64_t cha
   const Problem p{
       x,       batch,     channels,  height,   width,                                // input
       w,       groups,    group_out, group_in, kernel_h * kernel_w,                  // weight
-      in_idx,  out_idx,   bias,      out,      out_channels,                         // maps
+      in_idx,  out_idx,   bias,      residual, lo,       hi,   out,  out_channels,   // maps
       out_height,         padded_w - dil_w * (kernel_w - 1),                         // output
       pad_h,   pad_w,     padded_w,  padded_h * padded_w, out_height * padded_w,     // padding
       tap_offset};  // in the order of Problem's members

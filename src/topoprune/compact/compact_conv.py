@@ -39,6 +39,7 @@ from torch.nn.modules.utils import _pair
 from torch.nn.utils import prune
 
 from topoprune.compact import kernel
+from topoprune.compact.epilogue import NO_CLAMP, Clamp, apply_epilogue
 from topoprune.compact.masked import is_masked_conv, masked_weight
 from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.errors import TopopruneError
@@ -49,9 +50,7 @@ Impl = Literal["grouped", "direct"]
 def _exporting() -> bool:
     """Whether torch is tracing, compiling or exporting the model: the ctypes kernel cannot be
     recorded, so the torch ops of the ``"grouped"`` form are used instead."""
-    return (
-        torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
-    )
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 class CompactConv2d(nn.Module):
@@ -251,6 +250,15 @@ class CompactConv2d(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fused_forward(x)
+
+    def fused_forward(
+        self, x: torch.Tensor, residual: torch.Tensor | None = None, clamp: Clamp = NO_CLAMP
+    ) -> torch.Tensor:
+        """``clamp(conv(x) + residual)``, in the native kernel's output pass where it runs.
+
+        ``residual`` (B, C_out, H', W') or None; ``clamp`` as in ``topoprune.compact.epilogue``.
+        """
         if self.impl == "direct" and self.direct_supported(x):
             return kernel.block_conv2d(
                 x,
@@ -262,8 +270,23 @@ class CompactConv2d(nn.Module):
                 self.padding,
                 self.dilation,
                 self.tile,
+                residual,
+                clamp,
             )
-        return self._grouped(x)
+        return apply_epilogue(self._grouped(x), residual, clamp)
+
+    @torch.no_grad()
+    def scale_outputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """Fold a per-output-channel affine map in: ``conv'(x) = scale * conv(x) + shift``.
+
+        ``scale`` and ``shift`` (C_out,): a BatchNorm in eval mode, for instance. Adds a bias
+        when there was none.
+        """
+        rows = self.out_index.clamp(min=0)
+        real = (self.out_index >= 0).to(self.weight.dtype)
+        self.weight.mul_((scale[rows] * real)[:, :, None, None, None])
+        bias = shift.clone() if self.bias is None else self.bias * scale + shift
+        self.bias = nn.Parameter(bias.to(self.weight))
 
     def _grouped(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight if self.slot_mask is None else self.weight * self.slot_mask

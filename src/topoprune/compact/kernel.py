@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 from pathlib import Path
 
 import torch
@@ -30,7 +31,8 @@ _PTR = ctypes.c_void_p
 _ARGTYPES = (
     [_PTR, _I64, _I64, _I64, _I64]  # x, batch, channels, height, width
     + [_PTR, _I64, _I64, _I64, _I64, _I64]  # w, groups, group_out, group_in, kernel_h, kernel_w
-    + [_PTR, _PTR, _PTR, _PTR, _I64]  # in_idx, out_idx, bias, out, out_channels
+    + [_PTR, _PTR, _PTR, _PTR]  # in_idx, out_idx, bias, residual
+    + [ctypes.c_float, ctypes.c_float, _PTR, _I64]  # lo, hi, out, out_channels
     + [_I64, _I64, _I64, _I64]  # pad_h, pad_w, dil_h, dil_w
     + [ctypes.c_int, ctypes.c_int, ctypes.c_int]  # ot, nv, threads
 )
@@ -63,13 +65,17 @@ def block_conv2d(
     padding: tuple[int, int],
     dilation: tuple[int, int],
     tile: tuple[int, int],
+    residual: torch.Tensor | None = None,
+    clamp: tuple[float, float] = (-math.inf, math.inf),
 ) -> torch.Tensor:
     """Stride-1 group-gathered convolution with the native kernel (float32, CPU).
 
     ``x`` (B, C, H, W); ``weight`` (G, og, ig, kh, kw); ``in_index`` (G, ig) and ``out_index``
-    (G, og) int64 channel numbers with -1 for padding slots; ``bias`` (out_channels,) or None.
-    Returns (B, out_channels, Ho, Wo) with
-    ``out[:, out_index[g, o]] = bias + sum_s conv2d(x[:, in_index[g, s]], weight[g, o, s])``.
+    (G, og) int64 channel numbers with -1 for padding slots; ``bias`` (out_channels,) or None;
+    ``residual`` (B, out_channels, Ho, Wo) or None. Returns (B, out_channels, Ho, Wo) with
+    ``out[:, out_index[g, o]] = clamp(bias + residual[:, out_index[g, o]]
+    + sum_s conv2d(x[:, in_index[g, s]], weight[g, o, s]), *clamp)``: the epilogue of a folded
+    BatchNorm, a residual add and a ReLU (``clamp=(0, inf)``) in the pass that writes the output.
     Every output channel must appear in ``out_index`` exactly once. ``tile`` is one of ``TILES``
     with its first number dividing og. Raises RuntimeError when the kernel is not available.
     """
@@ -86,11 +92,19 @@ def block_conv2d(
     if out_h < 1 or out_w < 1:
         raise RuntimeError(f"input {height}x{width} is smaller than the dilated kernel")
     out = torch.empty(batch, out_channels, out_h, out_w, dtype=x.dtype, device=x.device)
+    if residual is not None:
+        if residual.shape != out.shape or residual.dtype != x.dtype:
+            raise RuntimeError(
+                f"residual {tuple(residual.shape)} does not match {tuple(out.shape)}"
+            )
+        residual = residual.contiguous()
     bias_ptr = bias.data_ptr() if bias is not None else None
+    residual_ptr = residual.data_ptr() if residual is not None else None
     status = getattr(library, SYMBOL)(
         x.data_ptr(), batch, channels, height, width,
         weight.data_ptr(), groups, group_out, group_in, kernel_h, kernel_w,
-        in_index.data_ptr(), out_index.data_ptr(), bias_ptr, out.data_ptr(), out_channels,
+        in_index.data_ptr(), out_index.data_ptr(), bias_ptr, residual_ptr,
+        clamp[0], clamp[1], out.data_ptr(), out_channels,
         padding[0], padding[1], dilation[0], dilation[1],
         tile[0], tile[1], torch.get_num_threads(),
     )  # fmt: skip

@@ -66,6 +66,18 @@ def lenet5(
     return LeNet5(num_classes, in_channels, checked)
 
 
+@torch.fx.wrap  # traced as one call, so torch.fx (inference fusion) can trace the model
+def check_caffe_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, 28, 28) unchanged; TopopruneError for any other image size."""
+    if tuple(x.shape[-2:]) != CAFFE_IMAGE_SIZE:
+        got = "×".join(str(side) for side in x.shape[-2:])
+        raise TopopruneError(
+            f"{CAFFE_NAME} takes 28×28 inputs, got {got}; "
+            "resize the images to 28×28 or use lenet5, which takes any size"
+        )
+    return x
+
+
 class LeNet5Caffe(nn.Module):
     """conv1 → pool → conv2 → pool → flatten → fc1 → fc2, as in Caffe's ``lenet_train_test``.
 
@@ -93,13 +105,7 @@ class LeNet5Caffe(nn.Module):
         kaiming_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.image_size:
-            got = "×".join(str(side) for side in x.shape[-2:])
-            raise TopopruneError(
-                f"{CAFFE_NAME} takes 28×28 inputs, got {got}; "
-                "resize the images to 28×28 or use lenet5, which takes any size"
-            )
-        x = self.pool(self.relu(self.conv1(x)))
+        x = self.pool(self.relu(self.conv1(check_caffe_input(x))))
         x = self.pool(self.relu(self.conv2(x)))
         x = self.relu(self.fc1(torch.flatten(x, 1)))
         return self.fc2(x)
