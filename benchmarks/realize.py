@@ -24,7 +24,7 @@ from torch import nn
 
 from topoprune.compact import kernel_available, realize
 from topoprune.compact.masked import copy_model
-from topoprune.compact.timing import medians, time_interleaved
+from topoprune.measure.timing import medians, time_interleaved
 from topoprune.graphs.generate import random_regular
 from topoprune.models import create_model
 from topoprune.pruning import prune

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from topoprune.cli import main
 
 
@@ -15,3 +17,12 @@ def test_the_demo_runs_twice_and_writes_its_table(tmp_path, capsys):
         assert (tmp_path / label / "run.json").exists()
     assert "| rgp | 64 | 4 |" in table  # the paper's 64_4 graph
     assert table in capsys.readouterr().out
+
+    # timed side by side after training: one dense timing, shared by every row
+    reports = {
+        label: json.loads((tmp_path / label / "report.json").read_text())
+        for label in ("dense", "rgp", "lattice")
+    }
+    assert len({report["latency_ms"]["dense"] for report in reports.values()}) == 1
+    for label in ("rgp", "lattice"):
+        assert set(reports[label]["latency_ms"]) == {"dense", "masked", "realized"}

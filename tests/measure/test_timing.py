@@ -1,6 +1,6 @@
 import time
 
-from topoprune.compact.timing import medians, time_interleaved
+from topoprune.measure.timing import medians, time_interleaved
 
 
 def test_every_function_gets_warmup_calls_and_repeats_samples_in_rounds():

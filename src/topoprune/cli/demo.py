@@ -15,6 +15,7 @@ DEMO_MODEL = "vgg11"
 DEMO_WIDTHS = [64] * 8
 DEMO_NODES = 64
 DEMO_SPARSITY = 0.9375
+DEMO_LATENCY_BATCH = 64
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,9 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from topoprune.experiments.protocols import run_pruned
+    from topoprune.experiments.protocols import measure_latencies, run_pruned
     from topoprune.experiments.run_report import markdown_report
-    from topoprune.files import write_text
+    from topoprune.files import write_json, write_text
     from topoprune.training import TrainConfig
 
     config = TrainConfig(
@@ -59,8 +60,13 @@ def run(args: argparse.Namespace) -> int:
                 label=label,
                 progress=not args.no_progress,
                 overwrite=True,  # the demo replays from scratch every time
+                measure_speed=False,  # timed below, side by side, once all three are trained
             )
         )
+    measure_latencies(runs, DEMO_LATENCY_BATCH, DEMO_WIDTHS)
+    for run in runs:  # their reports again, now with the latencies
+        write_json(Path(args.out) / run.label / "report.json", run.to_dict())
+        write_text(Path(args.out) / run.label / "report.md", markdown_report([run]))
     table = markdown_report(runs)
     write_text(Path(args.out) / "report.md", table)
     print(table, end="")

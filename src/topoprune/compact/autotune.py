@@ -51,9 +51,9 @@ from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
 from topoprune.compact.pool import BlockMaxPool2d
 from topoprune.compact.remove_empty import remove_empty_channels
 from topoprune.compact.structure import BlockStructure, find_block_structure
-from topoprune.compact.timing import medians, time_interleaved
 from topoprune.errors import TopopruneError
 from topoprune.measure.running import evaluating
+from topoprune.measure.timing import medians, time_interleaved
 
 KINDS = ("dense", "grouped", "direct", "pool")
 """The candidate kinds ``realize`` can be restricted to (``dense`` is always kept; ``pool``

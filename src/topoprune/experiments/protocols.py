@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from topoprune.experiments.records import check_claimable, claim_folder, run_rec
 from topoprune.experiments.run_report import markdown_report
 from topoprune.experiments.runs import RunSetup, RunSummary, setup_run, train_setup
 from topoprune.files import write_json, write_text
-from topoprune.measure import latency
+from topoprune.measure import latencies
 from topoprune.models import create_model
 from topoprune.pruning import (
     PruneResult,
@@ -471,31 +472,46 @@ def run_pruned(
         run = runner(config, plan, method, sparsity, dict(prune_options or {}))
     run.label = label or run.label
     if measure_speed:
-        _measure_speed(run, latency_batch, widths)
+        measure_latencies([run], latency_batch, widths)
     if out_dir is not None:
         write_json(Path(out_dir) / "report.json", run.to_dict())
         write_text(Path(out_dir) / "report.md", markdown_report([run]))
     return run
 
 
-def _measure_speed(run: PrunedRun, batch: int, dense_widths: list[int] | None) -> None:
-    """Latency (median ms) of the dense model, the masked model and its realized form.
+def measure_latencies(
+    runs: Sequence[PrunedRun], batch: int, dense_widths: list[int] | None
+) -> None:
+    """Set each run's latencies (median ms): the dense model, each masked model and each
+    realized form, all timed side by side in one interleaved run, after training.
 
-    A model without masks (physically narrower) is its own realized form.
+    ``runs`` share one model and input size (those of the first run); ``dense_widths`` are the
+    dense model's. The dense model is fused for inference (BatchNorm folded, ReLU and residual
+    adds in the convs) like the realized forms, so that the comparison is fair; a model without
+    masks (physically narrower) is its own realized form, fused the same way.
     """
     from topoprune.compact import realize
+    from topoprune.compact.fuse import fuse_for_inference
 
-    summary = run.summary
-    model = summary.trained
-    dense = create_model(summary.model, **{**summary.model_kwargs, "widths": dense_widths})
-    run.latency_ms["dense"] = latency(dense, summary.input_size, batch).median_ms
-    if run.pruning is None:
-        return
-    if not any(hasattr(module, "weight_mask") for module in model.modules()):
-        run.latency_ms["realized"] = latency(model, summary.input_size, batch).median_ms
-        return
-    run.latency_ms["masked"] = latency(model, summary.input_size, batch).median_ms
-    example = torch.randn(batch, *summary.input_size)
-    realized = realize(model, example)  # a copy: the trained masked model stays as it is
-    run.latency_ms["realized"] = latency(realized, summary.input_size, batch).median_ms
-    run.realize_choices = {row.name: row.chosen for row in realized.realize_report.layers}
+    first = runs[0].summary
+    dense = create_model(first.model, **{**first.model_kwargs, "widths": dense_widths})
+    models = {"dense": fuse_for_inference(dense)}
+    for index, run in enumerate(runs):
+        model = run.summary.trained
+        if run.pruning is None:
+            continue
+        if not any(hasattr(module, "weight_mask") for module in model.modules()):
+            models[f"{index}/realized"] = fuse_for_inference(model)
+            continue
+        example = torch.randn(batch, *first.input_size)
+        realized = realize(model, example)  # a copy: the trained masked model stays as it is
+        models.update({f"{index}/masked": model, f"{index}/realized": realized})
+        run.realize_choices = {row.name: row.chosen for row in realized.realize_report.layers}
+    timed = {
+        name: stats.median_ms for name, stats in latencies(models, first.input_size, batch).items()
+    }
+    for index, run in enumerate(runs):
+        run.latency_ms["dense"] = timed["dense"]
+        for kind in ("masked", "realized"):
+            if f"{index}/{kind}" in timed:
+                run.latency_ms[kind] = timed[f"{index}/{kind}"]

@@ -14,7 +14,7 @@ Example
 
 from topoprune.measure.counter import count
 from topoprune.measure.counts import Counts, LayerCount
-from topoprune.measure.latency import LatencyStats, latency
+from topoprune.measure.latency import LatencyStats, latencies, latency
 from topoprune.measure.report import format_counts
 
-__all__ = ["Counts", "LatencyStats", "LayerCount", "count", "format_counts", "latency"]
+__all__ = ["Counts", "LatencyStats", "LayerCount", "count", "format_counts", "latencies", "latency"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from topoprune.errors import TopopruneError
 from topoprune.measure.running import evaluating, example_input, forward
+from topoprune.measure.timing import time_interleaved
 
 
 @dataclass(frozen=True)
@@ -114,3 +116,51 @@ def latency(
         device=str(x.device),
         threads=torch.get_num_threads(),
     )
+
+
+def latencies(
+    models: Mapping[str, nn.Module],
+    input_size: Sequence[int],
+    batch: int = 1,
+    *,
+    warmup: int = 3,
+    repeats: int = 15,
+) -> dict[str, LatencyStats]:
+    """Time several CPU models side by side on one ``(batch, *input_size)`` input.
+
+    The models run in interleaved rounds (one call of each per round, see
+    :func:`topoprune.measure.timing.time_interleaved`), so a slow spell of the machine hits them
+    all alike: compare models with this, not with separate :func:`latency` calls. Each runs in
+    eval mode under ``torch.inference_mode`` (modes restored afterwards).
+
+    >>> import torch
+    >>> stats = latencies({"a": torch.nn.Linear(8, 4), "b": torch.nn.Linear(8, 2)}, (8,), 2)
+    >>> sorted(stats), stats["a"].repeats
+    (['a', 'b'], 15)
+    """
+    if batch < 1 or warmup < 0 or repeats < 1 or not models:
+        raise TopopruneError(
+            f"latencies needs models, batch >= 1, warmup >= 0 and repeats >= 1; "
+            f"got {len(models)} models, batch={batch}, warmup={warmup}, repeats={repeats}"
+        )
+    inputs = {
+        name: example_input(model, input_size, batch, "cpu") for name, model in models.items()
+    }
+    with ExitStack() as stack, torch.inference_mode():
+        for model in models.values():
+            stack.enter_context(evaluating(model))
+        samples = time_interleaved(
+            {
+                name: (lambda m=model, x=inputs[name]: forward(m, x))
+                for name, model in models.items()
+            },
+            repeats=repeats,
+            warmup=warmup,
+        )
+    threads = torch.get_num_threads()
+    return {
+        name: _stats(
+            values, batch=batch, repeats=repeats, warmup=warmup, device="cpu", threads=threads
+        )
+        for name, values in samples.items()
+    }
