@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from topoprune import count
 from topoprune.compact import CompactConv2d, kernel, realize
 from topoprune.compact.epilogue import RELU, RELU6
 from topoprune.compact.fuse import FusedConv2d, InferenceModel, fuse_for_inference
@@ -173,3 +174,15 @@ def test_rgp_masked_model_realizes_fused_and_exact():
     assert any(layer.chosen != "dense" for layer in realized.realize_report.layers)
     with torch.no_grad():
         assert_same_outputs(realized(x), model(x), 1e-4)
+
+
+def test_counts_of_a_fused_model_are_the_dense_ones_without_batch_norms():
+    model = create_model("resnet20", num_classes=10, seed=0).eval()
+    counts, fused_counts = count(model, (3, 16, 16)), count(fuse_for_inference(model), (3, 16, 16))
+    norms = [layer for layer in counts.layers if layer.type == "BatchNorm2d"]
+    assert fused_counts.macs == counts.macs - sum(layer.macs for layer in norms)
+    assert fused_counts.params == counts.params - sum(layer.params for layer in norms) + sum(
+        module.out_channels  # each folded conv gains a bias
+        for module in model.modules()
+        if isinstance(module, nn.Conv2d)
+    )

@@ -39,6 +39,7 @@ from torch import fx, nn
 from topoprune.compact.epilogue import NO_CLAMP, RELU, RELU6, Clamp, apply_epilogue
 from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
 from topoprune.errors import TopopruneError
+from topoprune.measure.rules import mac_rule
 
 _ADDS = (operator.add, operator.iadd, torch.add)
 _CLAMPS: dict[object, Clamp] = {
@@ -61,7 +62,8 @@ class FusedConv2d(nn.Module):
 
     ``forward(x, residual=None)``: ``x`` (B, C_in, H, W), ``residual`` (B, C_out, H', W') or
     None → (B, C_out, H', W'). Forms with a ``fused_forward(x, residual, clamp)`` method do the
-    epilogue themselves (the native kernel in its output pass).
+    epilogue themselves (the native kernel in its output pass). :func:`topoprune.count` counts
+    the conv's MACs here, and its parameters on the conv.
     """
 
     def __init__(self, conv: nn.Module, clamp: Clamp = NO_CLAMP) -> None:
@@ -70,10 +72,16 @@ class FusedConv2d(nn.Module):
         self.clamp = clamp
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        # The conv runs through its methods, not its __call__: its MACs are this module's own
+        # (mac_counts), counted once.
         fused_forward = getattr(self.conv, "fused_forward", None)
         if fused_forward is not None:
             return fused_forward(x, residual, self.clamp)
-        return apply_epilogue(self.conv(x), residual, self.clamp)
+        return apply_epilogue(self.conv.forward(x), residual, self.clamp)
+
+    def mac_counts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """``(macs, dense_macs)`` of one call: the wrapped conv's (the epilogue counts none)."""
+        return mac_rule(self.conv)(self.conv, x, y)
 
     def extra_repr(self) -> str:
         return f"clamp={self.clamp}"
