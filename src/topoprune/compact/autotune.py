@@ -224,6 +224,7 @@ def _choose(
             repeats=repeats,
             warmup=warmup,
             drop_factor=DROP_FACTOR,
+            synchronize=torch.cuda.synchronize if x.is_cuda else None,
         )
     times = medians(samples)
     chosen = min(times, key=times.__getitem__)

@@ -125,13 +125,15 @@ def latencies(
     *,
     warmup: int = 3,
     repeats: int = 15,
+    device: str | torch.device = "cpu",
 ) -> dict[str, LatencyStats]:
-    """Time several CPU models side by side on one ``(batch, *input_size)`` input.
+    """Time several models side by side on one ``(batch, *input_size)`` input on ``device``.
 
     The models run in interleaved rounds (one call of each per round, see
     :func:`topoprune.measure.timing.time_interleaved`), so a slow spell of the machine hits them
     all alike: compare models with this, not with separate :func:`latency` calls. Each runs in
-    eval mode under ``torch.inference_mode`` (modes restored afterwards).
+    eval mode under ``torch.inference_mode`` (modes restored afterwards); on CUDA every call is
+    synchronised before the clock is read.
 
     >>> import torch
     >>> stats = latencies({"a": torch.nn.Linear(8, 4), "b": torch.nn.Linear(8, 2)}, (8,), 2)
@@ -144,8 +146,9 @@ def latencies(
             f"got {len(models)} models, batch={batch}, warmup={warmup}, repeats={repeats}"
         )
     inputs = {
-        name: example_input(model, input_size, batch, "cpu") for name, model in models.items()
+        name: example_input(model, input_size, batch, device) for name, model in models.items()
     }
+    on_cuda = next(iter(inputs.values())).is_cuda
     with ExitStack() as stack, torch.inference_mode():
         for model in models.values():
             stack.enter_context(evaluating(model))
@@ -156,11 +159,12 @@ def latencies(
             },
             repeats=repeats,
             warmup=warmup,
+            synchronize=torch.cuda.synchronize if on_cuda else None,
         )
     threads = torch.get_num_threads()
     return {
         name: _stats(
-            values, batch=batch, repeats=repeats, warmup=warmup, device="cpu", threads=threads
+            values, batch=batch, repeats=repeats, warmup=warmup, device=str(device), threads=threads
         )
         for name, values in samples.items()
     }
