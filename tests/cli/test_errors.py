@@ -174,6 +174,46 @@ CASES = {
     "from-missing": ([*EXP, "--from", "{out}/none"], "no such checkpoint or run folder", None),
     "from-random-bytes": ([*EXP, "--from", "{file}"], "not a readable state dict", "bytes.pt"),
     "from-other-model": ([*EXP, "--from", "{file}"], "holds another model", "vgg.pt"),
+    "export-missing-run": (
+        ["export", "{out}/none", "--onnx", "{out}.onnx"],
+        "no such run folder",
+        None,
+    ),
+    "export-not-a-run": (
+        ["export", "{out}", "--onnx", "{out}.onnx"],
+        "is not a run folder (no run.json)",
+        "empty-out",
+    ),
+    "export-damaged-checkpoint": (
+        ["export", "{out}", "--onnx", "{out}.onnx"],
+        "checkpoint.pt: not a readable state dict or checkpoint",
+        "truncated",
+    ),
+    "export-batch": (
+        ["export", "{out}", "--onnx", "{out}.onnx", "--batch", "0"],
+        "--batch must be >= 1, got 0",
+        None,
+    ),
+    "export-onnx-is-folder": (
+        ["export", "{out}", "--onnx", "{out}"],
+        "is a folder: give a file path",
+        "empty-out",
+    ),
+    "export-onnx-no-folder": (
+        ["export", "{out}", "--onnx", "{out}/nowhere/model.onnx"],
+        "nowhere does not exist",
+        None,
+    ),
+    "export-onnx-unwritable": (
+        ["export", "{out}", "--onnx", "{out}.onnx"],
+        "choose another --onnx path",
+        "unwritable",
+    ),
+    "export-onnx-missing": (
+        ["export", "{out}", "--onnx", "{out}.onnx"],
+        "ONNX export needs onnxruntime: pip install 'topoprune[export]'",
+        "no-onnxruntime",
+    ),
 }
 
 CONFIG = (
@@ -191,6 +231,9 @@ def _prepare(kind, tmp_path, out, monkeypatch):
         return None
     if kind == "no-tensorboard":
         monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+        return None
+    if kind == "no-onnxruntime":
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
         return None
     if kind == "out-file":
         out.write_text("x")

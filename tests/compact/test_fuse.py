@@ -95,11 +95,11 @@ def test_realize_fuses_by_default_and_keeps_the_outputs(name):
 def test_resnet_blocks_take_the_residual_add_and_relu_into_the_conv():
     model, x = zoo_model("resnet20")
     fused = fuse_for_inference(model)
-    block = fused.graph.get_submodule("layer1.0")
+    block = fused.network.get_submodule("layer1.0")
     assert block.conv1.clamp == RELU and block.conv2.clamp == RELU
-    calls = [node for node in fused.graph.graph.nodes if node.target == "layer1.0.conv2"]
+    calls = [node for node in fused.network.graph.nodes if node.target == "layer1.0.conv2"]
     assert len(calls) == 1 and calls[0].args[1] is not None  # called as conv(x, residual)
-    names = {str(node.target) for node in fused.graph.graph.nodes}
+    names = {str(node.target) for node in fused.network.graph.nodes}
     assert not any("bn" in name or "relu" in name for name in names)
 
 
@@ -151,7 +151,7 @@ def test_batch_norm_folds_into_a_compact_conv():
     model = nn.Sequential(CompactConv2d.from_masked(conv), nn.BatchNorm2d(16))
     x = torch.randn(2, 16, 5, 5)
     fused = fuse_for_inference(calibrate_batch_norms(model, x))
-    assert [type(module) for module in fused.graph.children()] == [CompactConv2d]
+    assert [type(module) for module in fused.network.children()] == [CompactConv2d]
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
 

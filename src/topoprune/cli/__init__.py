@@ -18,7 +18,7 @@ from importlib import import_module
 from topoprune.errors import TopopruneError
 from topoprune.files import is_main_process
 
-_COMMAND_MODULES = ("demo", "train", "prune", "study", "bench", "count", "graph")
+_COMMAND_MODULES = ("demo", "train", "prune", "study", "bench", "count", "graph", "export")
 
 
 class _Parser(argparse.ArgumentParser):

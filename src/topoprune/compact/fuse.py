@@ -21,7 +21,7 @@ are baked into the weights.
 >>> from torch import nn
 >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()).eval()
 >>> fused = fuse_for_inference(model)
->>> [type(module).__name__ for module in fused.graph.children()]
+>>> [type(module).__name__ for module in fused.network.children()]
 ['FusedConv2d']
 >>> x = torch.randn(2, 3, 6, 6)
 >>> torch.allclose(fused(x), model(x), atol=1e-5)
@@ -88,18 +88,18 @@ class FusedConv2d(nn.Module):
 
 
 class InferenceModel(nn.Module):
-    """A fused model for inference only: ``graph`` is the rewritten ``torch.fx.GraphModule``.
+    """A fused model for inference only: ``network`` is the rewritten ``torch.fx.GraphModule``.
 
     ``train()`` (and ``train(True)``) raise :class:`TopopruneError`; ``eval()`` is allowed.
     """
 
     def __init__(self, graph: fx.GraphModule) -> None:
         super().__init__()
-        self.graph = graph
+        self.network = graph
         super().train(False)
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
-        return self.graph(*args)
+        return self.network(*args)
 
     def train(self, mode: bool = True) -> InferenceModel:
         if mode:
