@@ -98,7 +98,7 @@ def random_masks(
     return masks
 
 
-def _copied_masks(
+def copied_masks(
     model: nn.Module, sparsity: float, options: RandomOptions, context: PruneContext
 ) -> dict[str, torch.Tensor]:
     """The masks of the method named by ``options.like`` (or read from a saved result)."""
@@ -120,7 +120,7 @@ def _like_options(options: RandomOptions, layers: Any, exclude: Any, seed: int) 
     return {"seed": seed, "layers": layers, "exclude": exclude, **(options.like_options or {})}
 
 
-def _match_like(
+def match_like(
     model: nn.Module, kind: str, target: float, checked: CheckedOptions, **where: Any
 ) -> tuple[float, dict[str, Any]] | None:
     """``random`` copying another method is matched as that method is."""
@@ -152,7 +152,7 @@ def _check_like(sparsity: float, options: RandomOptions) -> None:
 
 
 @register_method(
-    "random", protocol="at-init", options=RandomOptions, match=_match_like, check=_check_like
+    "random", protocol="at-init", options=RandomOptions, match=match_like, check=_check_like
 )
 def random(
     model: nn.Module, sparsity: float, options: RandomOptions, context: PruneContext
@@ -165,7 +165,7 @@ def random(
             for layer in layers
         }
     else:
-        copied = _copied_masks(model, sparsity, options, context)
+        copied = copied_masks(model, sparsity, options, context)
         if not copied:
             raise TopopruneError(
                 f"{options.like} made no masks to copy (it changes the widths instead): "
