@@ -106,6 +106,8 @@ def test_rows_hold_true_counts_graph_figures_and_latencies(finished):
     assert (rgp["nodes"], rgp["degree"]) == (8, 4) and rgp["aspl"] > 1.0
     assert dense["latency_masked_ms"] is None and dense["latency_dense_ms"] > 0
     assert rgp["latency_masked_ms"] > 0 and rgp["latency_realized_ms"] > 0
+    # timed side by side after training: one dense timing shared by every row of the call
+    assert len({row["latency_dense_ms"] for row in result.rows}) == 1
 
 
 def test_the_summary_is_the_exact_mean_and_std_of_the_rows(finished):

@@ -22,7 +22,9 @@ Resumable: runs already in ``runs.jsonl`` are skipped, and a run cut off mid-way
 its last epoch checkpoint, so a crash or Ctrl-C loses at most the epochs in progress.
 ``workers > 1`` trains runs in parallel processes (spawned; each with
 ``max(1, cores // workers)`` torch threads); only this process writes ``runs.jsonl``, as the
-results come back. Latencies timed while other runs train are noisier: time with one worker.
+results come back. Latencies are taken once every run of the call has finished, in this process:
+each trained model is rebuilt from its folder and timed beside one dense model (fused for
+inference) in one interleaved run, so no latency is measured while other runs train.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         latency_batch=config.latency_batch or 1,
         label=job.method.label,
         widths=None if config.widths is None else list(config.widths),
-        measure_speed=config.latency_batch is not None,
+        measure_speed=False,  # timed after every run is trained, side by side: _time_rows
         search_dir=search_dir,
     )
     s = run.summary
@@ -157,6 +159,26 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         "search_s": run.prune_s if run.protocol == "search" else None,
         "wall_s": time.perf_counter() - started,
     }
+
+
+def _time_rows(config: BenchConfig, folders: Mapping[int, Path], rows: list[dict]) -> None:
+    """Fill ``rows[i]``'s latencies for each ``i`` in ``folders`` (its run folder): every trained
+    model rebuilt in this process and timed beside one dense model in one interleaved run, after
+    all training has finished (:func:`topoprune.experiments.speed.time_side_by_side`)."""
+    from topoprune.experiments.speed import time_side_by_side
+    from topoprune.experiments.trained import trained_model
+    from topoprune.models import create_model
+
+    trained: dict[int, Any] = {}
+    for index, folder in folders.items():
+        model, input_size = trained_model(folder)
+        trained[index] = None if rows[index]["method"] == DENSE else model
+    summary = json.loads((next(iter(folders.values())) / "summary.json").read_text())
+    widths = None if config.widths is None else list(config.widths)
+    dense = create_model(config.model, **{**summary["model_kwargs"], "widths": widths})
+    timed = time_side_by_side(dense, trained, input_size, config.latency_batch)
+    for index, result in timed.items():
+        rows[index].update(_latencies(result.latency_ms))
 
 
 def _cores() -> int:
@@ -307,13 +329,19 @@ def run_bench(
     mine_to_run = config.jobs() if shard is None else config.jobs()[shard[0] - 1 :: shard[1]]
     jobs = [job for job in mine_to_run if job.key not in done]
     bar = tqdm(total=len(jobs), desc="bench runs", unit="run", disable=not progress)
+    folders = {job.key: out / RUNS_DIR / job.folder for job in jobs}
+    new_rows: dict[int, Path] = {}
     with bar:
         for row in _execute(config, jobs, out, workers, progress and workers == 1):
+            new_rows[len(rows)] = folders[(row["label"], row["sparsity"], row["seed"])]
             rows.append(row)
             write_jsonl(runs_path, rows)
             if progress:
                 bar.write(_describe(row))
             bar.update()
+    if config.latency_batch is not None and new_rows:
+        _time_rows(config, new_rows, rows)
+        write_jsonl(runs_path, rows)
     wanted = {job.key for job in mine_to_run}
     mine = [row for row in rows if (row["label"], row["sparsity"], row["seed"]) in wanted]
     summary = [] if shard is not None else write_reports(out, config, mine)

@@ -39,8 +39,8 @@ from topoprune.errors import TopopruneError
 from topoprune.experiments.records import check_claimable, claim_folder, run_record
 from topoprune.experiments.run_report import markdown_report
 from topoprune.experiments.runs import RunSetup, RunSummary, setup_run, train_setup
+from topoprune.experiments.speed import time_side_by_side
 from topoprune.files import write_json, write_text
-from topoprune.measure import latencies
 from topoprune.models import create_model
 from topoprune.pruning import (
     PruneResult,
@@ -482,36 +482,16 @@ def run_pruned(
 def measure_latencies(
     runs: Sequence[PrunedRun], batch: int, dense_widths: list[int] | None
 ) -> None:
-    """Set each run's latencies (median ms): the dense model, each masked model and each
-    realized form, all timed side by side in one interleaved run, after training.
-
-    ``runs`` share one model and input size (those of the first run); ``dense_widths`` are the
-    dense model's. The dense model is fused for inference (BatchNorm folded, ReLU and residual
-    adds in the convs) like the realized forms, so that the comparison is fair; a model without
-    masks (physically narrower) is its own realized form, fused the same way.
-    """
-    from topoprune.compact import realize
-    from topoprune.compact.fuse import fuse_for_inference
-
+    """Set each run's latencies and realize choices: the dense model (``dense_widths``), each
+    masked model and each realized form, timed side by side after training
+    (:func:`topoprune.experiments.speed.time_side_by_side`). ``runs`` share one model and input
+    size (those of the first run)."""
     first = runs[0].summary
     dense = create_model(first.model, **{**first.model_kwargs, "widths": dense_widths})
-    models = {"dense": fuse_for_inference(dense)}
-    for index, run in enumerate(runs):
-        model = run.summary.trained
-        if run.pruning is None:
-            continue
-        if not any(hasattr(module, "weight_mask") for module in model.modules()):
-            models[f"{index}/realized"] = fuse_for_inference(model)
-            continue
-        example = torch.randn(batch, *first.input_size)
-        realized = realize(model, example)  # a copy: the trained masked model stays as it is
-        models.update({f"{index}/masked": model, f"{index}/realized": realized})
-        run.realize_choices = {row.name: row.chosen for row in realized.realize_report.layers}
-    timed = {
-        name: stats.median_ms for name, stats in latencies(models, first.input_size, batch).items()
+    trained = {
+        index: None if run.pruning is None else run.summary.trained
+        for index, run in enumerate(runs)
     }
-    for index, run in enumerate(runs):
-        run.latency_ms["dense"] = timed["dense"]
-        for kind in ("masked", "realized"):
-            if f"{index}/{kind}" in timed:
-                run.latency_ms[kind] = timed[f"{index}/{kind}"]
+    for index, timed in time_side_by_side(dense, trained, first.input_size, batch).items():
+        runs[index].latency_ms.update(timed.latency_ms)
+        runs[index].realize_choices = timed.realize_choices
