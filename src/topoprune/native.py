@@ -38,7 +38,7 @@ def native_disabled() -> bool:
     return os.environ.get("TOPOPRUNE_NO_NATIVE") == "1"
 
 
-def _cpu_signature() -> str:
+def cpu_signature() -> str:
     """What ``-march=native`` depends on: the CPU's feature flags where Linux lists them."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -97,7 +97,7 @@ def load_library(
     key = hashlib.sha256(
         b"\0".join(
             [source.read_bytes(), " ".join(flags).encode(), compiler_path.encode()]
-            + [_cpu_signature().encode()]
+            + [cpu_signature().encode()]
         )
     ).hexdigest()[:16]
     target = cache_dir() / f"{source.stem}_{key}.so"

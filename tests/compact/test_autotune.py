@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -172,3 +174,29 @@ def test_convs_the_input_never_reaches_are_left_alone():
     realized = realize(UsesOneOfTwo(), torch.randn(1, 8, 4, 4), repeats=1, trainable=True)
     assert [layer.name for layer in realized.realize_report.layers] == ["used"]
     assert is_masked_conv(realized.unused) and not is_masked_conv(realized.used)
+
+
+def test_a_choice_cache_times_each_layer_and_batch_size_once(model_and_input, tmp_path):
+    model, x = model_and_input
+    path = tmp_path / "choices.json"
+    first = realize(model, x, repeats=1, warmup=0, cache=path)
+    cached = {layer.name: layer.cached for layer in first.realize_report.layers}
+    # conv2 is conv1's twin (same kind, shapes, group structure and input): timed once
+    assert cached == {
+        "conv1": False,
+        "conv2": True,
+        "down": False,
+        "shortcut": False,
+        "noise": False,
+    }
+    entries = len(json.loads(path.read_text()))
+    assert entries == len(MASKED) - 1
+    again = realize(model, x, repeats=1, warmup=0, cache=path)
+    assert all(layer.cached for layer in again.realize_report.layers)
+    chosen = [(layer.chosen, layer.times_ms) for layer in first.realize_report.layers]
+    assert [(layer.chosen, layer.times_ms) for layer in again.realize_report.layers] == chosen
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x), rtol=1e-4, atol=1e-5)
+    single = realize(model, x[:1], repeats=1, warmup=0, cache=path)  # batch 1: chosen apart
+    assert not single.realize_report.layers[0].cached
+    assert len(json.loads(path.read_text())) == 2 * entries

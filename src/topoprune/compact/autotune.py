@@ -39,12 +39,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from topoprune.compact import kernel
+from topoprune.compact.choice_cache import ChoiceCache, choice_key, default_path
 from topoprune.compact.compact_conv import CompactConv2d
 from topoprune.compact.fuse import fuse_for_inference
 from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
@@ -71,7 +73,7 @@ class LayerChoice:
     dropped early for being far behind has fewer samples behind its median);
     ``rejected``: candidates dropped because their output differed from ``dense``;
     ``structure``: the mask's groups as ``"G x (out og, in ig)"``, ``"none"``, or
-    ``"max pool KxK"``.
+    ``"max pool KxK"``; ``cached``: the choice (and ``times_ms``) came from realize's cache.
     """
 
     name: str
@@ -80,6 +82,7 @@ class LayerChoice:
     structure: str
     times_ms: dict[str, float] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
+    cached: bool = False
 
     @property
     def speedup(self) -> float:
@@ -209,8 +212,10 @@ def _choose(
     described: str,
     x: torch.Tensor,
     timing: tuple[int, int],
+    cache: ChoiceCache | None = None,
 ) -> tuple[nn.Module, LayerChoice]:
-    """Check every option against ``dense`` on ``x``, time the ones that agree, keep the fastest."""
+    """Check every option against ``dense`` on ``x``, time the ones that agree (or take the
+    choice ``cache`` holds for this layer and input shape), keep the fastest."""
     repeats, warmup = timing
     with torch.inference_mode():
         for option in options.values():
@@ -219,16 +224,25 @@ def _choose(
         rejected = [key for key, option in options.items() if not _agrees(option(x), reference)]
         for key in rejected:
             del options[key]
-        samples = time_interleaved(
-            {key: (lambda option=option: option(x)) for key, option in options.items()},
-            repeats=repeats,
-            warmup=warmup,
-            drop_factor=DROP_FACTOR,
-            synchronize=torch.cuda.synchronize if x.is_cuda else None,
-        )
-    times = medians(samples)
-    chosen = min(times, key=times.__getitem__)
-    choice = LayerChoice(name, chosen, tuple(x.shape), described, times, rejected)
+        key = choice_key(f"{options['dense']!r} {described}", x.shape, options)
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None and cached[0] in options:
+            chosen, times = cached
+        else:
+            samples = time_interleaved(
+                {key: (lambda option=option: option(x)) for key, option in options.items()},
+                repeats=repeats,
+                warmup=warmup,
+                drop_factor=DROP_FACTOR,
+                synchronize=torch.cuda.synchronize if x.is_cuda else None,
+            )
+            times = medians(samples)
+            chosen = min(times, key=times.__getitem__)
+            if cache is not None:
+                cache.put(key, chosen, times)
+    choice = LayerChoice(
+        name, chosen, tuple(x.shape), described, times, rejected, cached=cached is not None
+    )
     return options[chosen].train(module.training), choice
 
 
@@ -241,6 +255,7 @@ def realize(
     candidates: Iterable[str] | None = None,
     remove_empty: bool = False,
     trainable: bool = False,
+    cache: bool | str | Path = False,
 ) -> nn.Module:
     """A copy of ``model`` with every masked conv (and non-overlapping max pool) replaced by its
     fastest equivalent form.
@@ -249,6 +264,10 @@ def realize(
     serve; each masked conv is timed on the input it receives from it, ``repeats`` interleaved
     samples per candidate after ``warmup`` calls, at the current ``torch.get_num_threads()``.
     ``candidates``: a subset of ``KINDS`` to consider (default all; ``dense`` always stays).
+    ``cache``: ``True`` (the file :func:`topoprune.compact.choice_cache.default_path`) or a path
+    keeps each layer's choice keyed by the layer, its input shape (batch size included), the
+    candidates, the thread count, torch and the CPU, so that realizing the same layers again
+    (another seed, another run, batch 1 after batch 64) times only what is new.
     The input model is not modified. The copy computes the same outputs as ``model.eval()`` to
     float tolerance and carries the choices in ``realize_report``.
 
@@ -288,6 +307,7 @@ def realize(
         name for name, module in realized.named_modules() if is_masked_conv(module) or name in pools
     ]
     inputs = _capture_inputs(realized, names, example_input)
+    choices = None if cache is False else ChoiceCache(default_path() if cache is True else cache)
     layers = []
     for name in names:
         if name not in inputs:
@@ -298,11 +318,13 @@ def realize(
         else:
             options, described = _conv_options(module, inputs[name], kinds)
         replacement, choice = _choose(
-            name, module, options, described, inputs[name], (repeats, warmup)
+            name, module, options, described, inputs[name], (repeats, warmup), choices
         )
         parent_name, _, child_name = name.rpartition(".")
         setattr(realized.get_submodule(parent_name), child_name, replacement)
         layers.append(choice)
+    if choices is not None:
+        choices.save()
     if not trainable:
         realized = fuse_for_inference(realized)
     realized.realize_report = RealizeReport(
