@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from topoprune.compact import kernel
+from topoprune.compact import kernel, slice_kernel
 from topoprune.compact.autotune import realize
 from topoprune.compact.compact_conv import CompactConv2d
 from topoprune.compact.masked import copy_model, is_masked_conv
@@ -93,6 +93,7 @@ def test_candidates_offered_per_layer(realized):
     direct_tiles = {f"direct{ot}x{nv}" for ot, nv in kernel.TILES if ot <= 2}
     # conv1: 8 groups x (out 2, in 4), stride 1 -> every 1- and 2-row tile
     expected = {"dense", "grouped"} | (direct_tiles if kernel.kernel_available() else set())
+    expected |= {"slices"} if slice_kernel.slice_kernel_available() else set()
     assert set(layers["conv1"].times_ms) == expected
     assert layers["conv1"].structure == "8 x (out 2, in 4)"
     # stride 2: no native kernel
@@ -135,6 +136,7 @@ def test_unknown_candidate_is_a_user_error(model_and_input):
 def test_without_native_kernel_realize_uses_torch_forms(model_and_input, monkeypatch):
     model, x = model_and_input
     monkeypatch.setattr(kernel, "load_kernel", lambda: None)
+    monkeypatch.setattr(slice_kernel, "load_slice_kernel", lambda: None)
     fallback = realize(model, x, repeats=1, warmup=0)
     assert fallback.realize_report.kernel_available is False
     for layer in fallback.realize_report.layers:
@@ -200,3 +202,33 @@ def test_a_choice_cache_times_each_layer_and_batch_size_once(model_and_input, tm
     single = realize(model, x[:1], repeats=1, warmup=0, cache=path)  # batch 1: chosen apart
     assert not single.realize_report.layers[0].cached
     assert len(json.loads(path.read_text())) == 2 * entries
+
+
+class IrregularNet(nn.Module):
+    """A conv with random whole-slice masks and a masked Linear, as small-world and EXP make."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(24, 24, 3, padding=1)
+        keep = torch.rand(24, 24, generator=generator) < 0.2
+        mask = keep[:, :, None, None].expand_as(self.conv.weight).float().contiguous()
+        prune.custom_from_mask(self.conv, "weight", mask)
+        self.fc = nn.Linear(24 * 6 * 6, 10)
+        keep = (torch.rand(10, 24 * 6 * 6, generator=generator) < 0.05).float()
+        prune.custom_from_mask(self.fc, "weight", keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_irregular_slices_and_masked_linears_get_their_sparse_kernels():
+    model, x = IrregularNet().eval(), torch.randn(8, 24, 6, 6)
+    realized = realize(model, x, repeats=1, warmup=0)
+    layers = {layer.name: layer for layer in realized.realize_report.layers}
+    if slice_kernel.slice_kernel_available():
+        assert "slices" in layers["conv"].times_ms
+        assert set(layers["fc"].times_ms) == {"dense", "sparse"}
+    assert layers["fc"].structure == f"linear, {int(model.fc.weight_mask.sum())}/8640 kept"
+    with torch.no_grad():
+        torch.testing.assert_close(realized(x), model(x), rtol=1e-4, atol=1e-5)

@@ -146,7 +146,7 @@ def test_unknown_or_ill_typed_options_are_one_line(options, message):
 def test_an_unknown_method_names_the_registered_ones():
     with pytest.raises(
         TopopruneError,
-        match="unknown pruning method 'magic': use one of exp, global-magnitude, graphpruning, grasp",
+        match="unknown pruning method 'magic': use one of exp, global-magnitude, graphpruning",
     ):
         prune(create_model("resnet20"), "magic", 0.5)
 

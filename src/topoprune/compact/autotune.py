@@ -5,7 +5,13 @@ Each masked conv (torch.nn.utils.prune convention) gets candidates that compute 
 - ``dense``: a plain conv with the mask folded into its weight (always available);
 - ``grouped``: ``CompactConv2d`` gathering each group's inputs for one grouped conv;
 - ``direct{OT}x{NV}``: ``CompactConv2d`` on the native kernel, one per register tile (float32 CPU,
-  stride 1, when a C++ compiler is found; see ``topoprune.compact.kernel``).
+  stride 1, when a C++ compiler is found; see ``topoprune.compact.kernel``);
+- ``slices``: ``SliceSparseConv2d``, the compressed-slice kernel (per output channel, the list of
+  kept input channels) for masks that keep whole kernel slices without block structure
+  (small-world, EXP, random slices; see ``topoprune.compact.sparse_conv``).
+
+Each masked ``nn.Linear`` gets ``dense`` (mask folded in) and ``sparse`` (``SparseLinear``, the
+native kernel over the kept weights).
 
 Each ``nn.MaxPool2d`` whose windows do not overlap is a layer too, with two candidates: ``dense``
 (the pool as it is) and ``strided`` (``BlockMaxPool2d``, maxima of strided slices, the same values
@@ -44,6 +50,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import prune
 
 from topoprune.compact import kernel
 from topoprune.compact.choice_cache import ChoiceCache, choice_key, default_path
@@ -52,14 +59,17 @@ from topoprune.compact.fuse import fuse_for_inference
 from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
 from topoprune.compact.pool import BlockMaxPool2d
 from topoprune.compact.remove_empty import remove_empty_channels
+from topoprune.compact.sparse_conv import SliceSparseConv2d
+from topoprune.compact.sparse_linear import SparseLinear, is_masked_linear
 from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.errors import TopopruneError
 from topoprune.measure.running import evaluating
 from topoprune.measure.timing import medians, time_interleaved
 
-KINDS = ("dense", "grouped", "direct", "pool")
-"""The candidate kinds ``realize`` can be restricted to (``dense`` is always kept; ``pool``
-switches the max-pool candidates on)."""
+KINDS = ("dense", "grouped", "direct", "slices", "linear", "pool")
+"""The candidate kinds ``realize`` can be restricted to (``dense`` is always kept; ``slices``:
+the compressed-slice kernel for irregular slice masks; ``linear``: the sparse kernel for masked
+Linear layers; ``pool`` switches the max-pool candidates on)."""
 
 DROP_FACTOR = 3.0
 """After 3 rounds, a candidate whose median is over this many times the best stops being timed."""
@@ -162,10 +172,23 @@ def _structure(conv: nn.Conv2d) -> BlockStructure | None:
     return find_block_structure(conv.weight_mask)
 
 
+def _whole_slices(conv: nn.Conv2d) -> bool:
+    """Whether every (out, in) kernel slice of the conv's mask is kept whole or removed whole."""
+    kept = (conv.weight_mask.detach() != 0).flatten(2)
+    return (
+        conv.groups == 1 and conv.padding_mode == "zeros" and torch.equal(kept.any(2), kept.all(2))
+    )
+
+
 def _candidates(
     conv: nn.Conv2d, structured: bool, x: torch.Tensor, kinds: set[str]
 ) -> dict[str, nn.Module]:
     options: dict[str, nn.Module] = {"dense": folded_conv(conv)}
+    if "slices" in kinds and _whole_slices(conv):
+        slices = SliceSparseConv2d.from_masked(conv)
+        with torch.inference_mode():
+            if slices.direct_supported(x):
+                options["slices"] = slices
     if not structured or not kinds & {"grouped", "direct"}:
         return options
     compact = CompactConv2d.from_masked(conv)
@@ -197,6 +220,18 @@ def _conv_options(conv: nn.Conv2d, x: torch.Tensor, kinds: set[str]) -> tuple[di
         else f"{structure.groups} x (out {structure.group_out}, in {structure.group_in})"
     )
     return _candidates(conv, structure is not None, x, kinds), described
+
+
+def _linear_options(linear: nn.Linear, x: torch.Tensor, kinds: set[str]) -> tuple[dict, str]:
+    """A masked Linear with its mask folded in (``dense``) and as ``SparseLinear`` (``sparse``:
+    the native kernel over the kept weights only, where it runs)."""
+    options: dict[str, nn.Module] = {"dense": folded_conv(linear)}
+    sparse = SparseLinear.from_masked(linear)
+    with torch.inference_mode():
+        if "linear" in kinds and sparse.native_supported(x):
+            options["sparse"] = sparse
+    kept = int(sparse.col.numel())
+    return options, f"linear, {kept}/{linear.weight.numel()} kept"
 
 
 def _pool_options(pool: nn.Module, strided: BlockMaxPool2d) -> tuple[dict, str]:
@@ -244,6 +279,17 @@ def _choose(
         name, chosen, tuple(x.shape), described, times, rejected, cached=cached is not None
     )
     return options[chosen].train(module.training), choice
+
+
+def _keep_hooks(module: nn.Module, replacement: nn.Module) -> None:
+    """Give ``replacement`` the forward hooks ``module`` had (skip projections read and write
+    through them), the pruning hook aside: it belongs to the mask that was folded in."""
+    replacement._forward_pre_hooks.clear()
+    replacement._forward_hooks.clear()
+    for key, hook in module._forward_pre_hooks.items():
+        if not isinstance(hook, prune.BasePruningMethod):
+            replacement._forward_pre_hooks[key] = hook
+    replacement._forward_hooks.update(module._forward_hooks)
 
 
 def realize(
@@ -304,7 +350,9 @@ def realize(
         if "pool" in kinds and (strided := BlockMaxPool2d.from_pool(module)) is not None
     }
     names = [
-        name for name, module in realized.named_modules() if is_masked_conv(module) or name in pools
+        name
+        for name, module in realized.named_modules()
+        if is_masked_conv(module) or is_masked_linear(module) or name in pools
     ]
     inputs = _capture_inputs(realized, names, example_input)
     choices = None if cache is False else ChoiceCache(default_path() if cache is True else cache)
@@ -315,11 +363,14 @@ def realize(
         module = realized.get_submodule(name)
         if name in pools:
             options, described = _pool_options(module, pools[name])
+        elif is_masked_linear(module):
+            options, described = _linear_options(module, inputs[name], kinds)
         else:
             options, described = _conv_options(module, inputs[name], kinds)
         replacement, choice = _choose(
             name, module, options, described, inputs[name], (repeats, warmup), choices
         )
+        _keep_hooks(module, replacement)
         parent_name, _, child_name = name.rpartition(".")
         setattr(realized.get_submodule(parent_name), child_name, replacement)
         layers.append(choice)

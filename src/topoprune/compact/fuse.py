@@ -132,8 +132,10 @@ def _module(graph: fx.GraphModule, node: fx.Node) -> nn.Module | None:
 
 
 def _is_conv(graph: fx.GraphModule, node: fx.Node) -> bool:
+    """A conv form without hooks (a fused conv runs its conv's methods, not its hooks)."""
     module = _module(graph, node)
-    return isinstance(module, nn.Conv2d) or hasattr(module, "scale_outputs")
+    hooked = module is not None and (module._forward_hooks or module._forward_pre_hooks)
+    return not hooked and (isinstance(module, nn.Conv2d) or hasattr(module, "scale_outputs"))
 
 
 def _only_reader(node: fx.Node) -> fx.Node | None:
