@@ -151,6 +151,32 @@ def _check_like(sparsity: float, options: RandomOptions) -> None:
     check_options(copied, options.like_options or {}, sparsity)
 
 
+def like_kept(
+    model: nn.Module, sparsity: float, options: Any, context: PruneContext
+) -> tuple[list[PrunableLayer], dict[str, int]]:
+    """The layers the method named by ``options.like`` masks, and each one's kept units.
+
+    The masks are made exactly as ``random --like`` makes them (the method run on a copy of
+    ``model`` at ``sparsity`` with this call's seed and layer patterns, or a saved result read
+    back), and counted in units of ``options.granularity``.
+    """
+    copied = copied_masks(model, sparsity, options, context)
+    if not copied:
+        raise TopopruneError(
+            f"{options.like} made no masks to copy (it changes the widths instead): "
+            "name a method that masks"
+        )
+    by_name = {layer.name: layer for layer in prunable_layers(model)}
+    modules = dict(model.named_modules())
+    layers = [
+        by_name.get(name) or PrunableLayer(name, modules[name])
+        for name in copied
+        if name in modules
+    ]
+    kept = {layer.name: kept_units(copied[layer.name], options.granularity) for layer in layers}
+    return layers, kept
+
+
 @register_method(
     "random", protocol="at-init", options=RandomOptions, match=match_like, check=_check_like
 )
@@ -165,20 +191,7 @@ def random(
             for layer in layers
         }
     else:
-        copied = copied_masks(model, sparsity, options, context)
-        if not copied:
-            raise TopopruneError(
-                f"{options.like} made no masks to copy (it changes the widths instead): "
-                "name a method that masks"
-            )
-        by_name = {layer.name: layer for layer in prunable_layers(model)}
-        modules = dict(model.named_modules())
-        layers = [
-            by_name.get(name) or PrunableLayer(name, modules[name])
-            for name in copied
-            if name in modules
-        ]
-        kept = {name: kept_units(mask, options.granularity) for name, mask in copied.items()}
+        layers, kept = like_kept(model, sparsity, options, context)
     masks = random_masks(layers, kept, context.seed, options.granularity)
     return Pruning(masks=masks)
 

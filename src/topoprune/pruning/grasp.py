@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from topoprune.pruning.baselines import match_like
+from topoprune.pruning.baselines import like_kept, match_like
 from topoprune.pruning.layers import PrunableLayer
 from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 from topoprune.pruning.saliency import (
@@ -51,7 +51,6 @@ from topoprune.pruning.saliency import (
     check_like,
     device_of,
     kept_count,
-    like_kept,
     positive,
     scoring_copy,
     select,

@@ -29,9 +29,8 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from topoprune.errors import TopopruneError
-from topoprune.pruning.baselines import GRANULARITIES, copied_masks, kept_units
-from topoprune.pruning.layers import PrunableLayer, prunable_layers
-from topoprune.pruning.registry import PruneContext, check_options, get_method, option
+from topoprune.pruning.baselines import GRANULARITIES
+from topoprune.pruning.registry import check_options, get_method, option
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -140,32 +139,6 @@ def select(
     else:
         picks = {name: _top(s, kept[name]) for name, s in flat.items()}
     return {name: unit_mask(picks[name], scores[name].shape, granularity).cpu() for name in scores}
-
-
-def like_kept(
-    model: nn.Module, sparsity: float, options: Any, context: PruneContext
-) -> tuple[list[PrunableLayer], dict[str, int]]:
-    """The layers the method named by ``options.like`` masks, and each one's kept units.
-
-    The masks are made exactly as ``random --like`` makes them (the method run on a copy of
-    ``model`` at ``sparsity`` with this call's seed and layer patterns, or a saved result read
-    back), and counted in units of ``options.granularity``.
-    """
-    copied = copied_masks(model, sparsity, options, context)
-    if not copied:
-        raise TopopruneError(
-            f"{options.like} made no masks to copy (it changes the widths instead): "
-            "name a method that masks"
-        )
-    by_name = {layer.name: layer for layer in prunable_layers(model)}
-    modules = dict(model.named_modules())
-    layers = [
-        by_name.get(name) or PrunableLayer(name, modules[name])
-        for name in copied
-        if name in modules
-    ]
-    kept = {layer.name: kept_units(copied[layer.name], options.granularity) for layer in layers}
-    return layers, kept
 
 
 def check_like(method: str) -> Callable[[float, Any], None]:

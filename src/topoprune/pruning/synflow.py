@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from topoprune.errors import TopopruneError
-from topoprune.pruning.baselines import kept_units, match_like
+from topoprune.pruning.baselines import kept_units, like_kept, match_like
 from topoprune.pruning.layers import PrunableLayer
 from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 from topoprune.pruning.saliency import (
@@ -51,7 +51,6 @@ from topoprune.pruning.saliency import (
     check_like,
     device_of,
     kept_count,
-    like_kept,
     positive,
     scoring_copy,
     select,
