@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import onnxruntime  # a test dependency: the test and export extras install it
 import pytest
 import torch
 from torch import nn
@@ -16,14 +17,10 @@ from topoprune.compact.masked import copy_model, is_masked_conv
 from topoprune.compact.saved import load_realized, save_realized
 from topoprune.compact.structure import find_block_structure
 from topoprune.errors import TopopruneError
-from topoprune.experiments.protocols import run_pruned
 from topoprune.experiments.trained import model_from_state, realize_run, run_example, trained_model
 from topoprune.models import create_model, default_widths
 from topoprune.pruning import prune as prune_model
 from topoprune.pruning.skips import attach_skips
-from topoprune.training import TrainConfig
-
-onnxruntime = pytest.importorskip("onnxruntime")  # the test and export extras install it
 
 ZOO = ["lenet5", "lenet5-caffe", "vgg11", "resnet20", "cresnet18", "mobilenetv2"]
 """One model of every family of the zoo (the deeper VGG and ResNet variants export alike)."""
@@ -238,29 +235,10 @@ def test_a_channel_pruned_model_is_rebuilt_from_its_state():
         assert torch.equal(rebuilt.eval()(x), model(x))
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A finished RGP run of LeNet-5 on the bundled digits: one step of training."""
-    out = tmp_path_factory.mktemp("runs") / "rgp"
-    config = TrainConfig(epochs=1, max_steps_per_epoch=1, batch_size=32)
-    run_pruned(
-        "lenet5",
-        "digits",
-        config,
-        method="rgp",
-        sparsity=0.5,
-        prune_options={"nodes": 6},
-        out_dir=out,
-        progress=False,
-        measure_speed=False,
-    )
-    return out
-
-
-def test_realize_run_rebuilds_the_trained_model_and_realizes_it(tiny_run, tmp_path):
-    model, input_size = trained_model(tiny_run)
+def test_realize_run_rebuilds_the_trained_model_and_realizes_it(tiny_rgp_run, tmp_path):
+    model, input_size = trained_model(tiny_rgp_run)
     assert input_size == (1, 8, 8) and is_masked_conv(model.conv2) and not model.training
-    realized = realize_run(tiny_run, batch=8, repeats=1, warmup=0)
+    realized = realize_run(tiny_rgp_run, batch=8, repeats=1, warmup=0)
     assert [layer.name for layer in realized.realize_report.layers][:1] == ["conv2"]
     x = run_example(input_size, 5, seed=3)
     with torch.no_grad():
@@ -270,13 +248,13 @@ def test_realize_run_rebuilds_the_trained_model_and_realizes_it(tiny_run, tmp_pa
         assert_close(onnx_outputs(tmp_path / "run.onnx", x), model(x))
 
 
-def test_a_folder_that_holds_no_finished_run_is_refused(tiny_run, tmp_path):
+def test_a_folder_that_holds_no_finished_run_is_refused(tiny_rgp_run, tmp_path):
     with pytest.raises(TopopruneError, match="no such run folder"):
         trained_model(tmp_path / "none")
     with pytest.raises(TopopruneError, match=r"is not a run folder \(no run.json\)"):
         trained_model(tmp_path)
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
-    (unfinished / "run.json").write_text((tiny_run / "run.json").read_text())
+    (unfinished / "run.json").write_text((tiny_rgp_run / "run.json").read_text())
     with pytest.raises(TopopruneError, match="holds no finished training"):
         realize_run(unfinished)
