@@ -130,6 +130,14 @@ def test_a_rerun_skips_finished_runs(finished, monkeypatch):
     monkeypatch.setattr(bench, "run_job", must_not_run)
     again = run_bench(tiny(latency_batch=2), out, progress=False)
     assert again.trained == 0 and again.rows == result.rows
+    retimed = run_bench(tiny(latency_batch=2), out, progress=False, retime=True)
+    assert retimed.trained == 0 and len(retimed.rows) == len(result.rows)
+    assert len({row["latency_dense_ms"] for row in retimed.rows}) == 1  # one new side-by-side run
+    for before, after in zip(result.rows, retimed.rows, strict=True):
+        assert {k: v for k, v in before.items() if not k.startswith("latency")} == {
+            k: v for k, v in after.items() if not k.startswith("latency")
+        }
+        assert (before["latency_masked_ms"] is None) == (after["latency_masked_ms"] is None)
 
 
 def test_only_missing_runs_are_trained_and_rows_of_other_configs_are_kept(tmp_path, monkeypatch):

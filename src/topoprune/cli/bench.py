@@ -21,6 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--report", default=None, metavar="DIR", help="merge the shards' rows in DIR, report"
     )
+    parser.add_argument(
+        "--retime",
+        action="store_true",
+        help="time every run of the folder again, side by side (not only the ones trained now)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)
 
@@ -37,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
         shard = None if args.shard is None else parse_shard(args.shard)
         out = args.out or str(Path("runs") / "bench" / Path(args.config).stem)
         result = run_bench(
-            args.config, out, workers=args.workers, progress=not args.no_progress, shard=shard
+            args.config,
+            out,
+            workers=args.workers,
+            progress=not args.no_progress,
+            shard=shard,
+            retime=args.retime,
         )
         if shard is not None:
             print(

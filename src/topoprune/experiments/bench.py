@@ -304,6 +304,7 @@ def run_bench(
     workers: int = 1,
     progress: bool = True,
     shard: tuple[int, int] | None = None,
+    retime: bool = False,
 ) -> BenchResult:
     """Run every missing run of ``config`` (a file, a mapping or a :class:`BenchConfig`).
 
@@ -312,6 +313,8 @@ def run_bench(
     ``shard=(i, n)`` runs only every n-th job from the i-th (1-based) and writes its rows to a
     file of its own, so that n machines sharing the folder split the grid; it writes no report:
     :func:`merge_reports` (``topoprune bench --report OUT``) makes it from every shard's rows.
+    ``retime``: time every run of this configuration in the folder again, side by side (by
+    default only the runs trained by this call are timed).
     """
     from topoprune.experiments.bench_report import write_reports
 
@@ -329,8 +332,14 @@ def run_bench(
     mine_to_run = config.jobs() if shard is None else config.jobs()[shard[0] - 1 :: shard[1]]
     jobs = [job for job in mine_to_run if job.key not in done]
     bar = tqdm(total=len(jobs), desc="bench runs", unit="run", disable=not progress)
-    folders = {job.key: out / RUNS_DIR / job.folder for job in jobs}
+    folders = {job.key: out / RUNS_DIR / job.folder for job in mine_to_run}
     new_rows: dict[int, Path] = {}
+    if retime:
+        new_rows = {
+            index: folders[key]
+            for index, row in enumerate(rows)
+            if (key := (row["label"], row["sparsity"], row["seed"])) in folders
+        }
     with bar:
         for row in _execute(config, jobs, out, workers, progress and workers == 1):
             new_rows[len(rows)] = folders[(row["label"], row["sparsity"], row["seed"])]
