@@ -195,8 +195,10 @@ def markdown(
         "Accuracy: final epoch, test split, mean ± std (ddof 1) over seeds. Params and MACs are "
         "true counts (dense first conv and classifier included, masks honoured); MACs are "
         "multiply-accumulates per input (FLOPs = 2 x MACs). Nominal: the fraction removed from "
-        f"the prunable layers. Latency: {latency} (realized: the compact form; for a physically "
-        "narrower model, the model itself). Search: the search cost of a search method, outside "
+        f"the prunable layers. Latency: {latency}, taken after all training, every model beside "
+        "one dense model in one interleaved run (dense and realized fused for inference: "
+        "BatchNorm folded, ReLU and residual adds in the convs; realized: the compact form, or "
+        "a physically narrower model itself). Search: the search cost of a search method, outside "
         "the training budget. Wall: the whole run, pruning and timing included. Every method "
         "trains for the same total epochs (after-training methods: dense, then fine-tuning).",
     ]

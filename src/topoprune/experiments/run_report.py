@@ -89,6 +89,13 @@ def markdown_report(runs: list[PrunedRun]) -> str:
             f"| {_fmt_pct(true_params)} / {_fmt_pct(metrics.get('nominal_reduction'))} "
             f"| {s.macs:,} | {_fmt_pct(true_macs)} | {lat} |"
         )
+    if any(run.latency_ms for run in runs):
+        lines += [
+            "",
+            "Latency: median ms of one batch, timed side by side after training; dense and "
+            "realized are fused for inference (BatchNorm folded, ReLU and residual adds in the "
+            "convs), masked is the model as it trains.",
+        ]
     graphs = [run for run in runs if run.pruning is not None and "graph" in run.pruning.metrics]
     if graphs:
         lines += [
