@@ -186,3 +186,20 @@ def test_counts_of_a_fused_model_are_the_dense_ones_without_batch_norms():
         for module in model.modules()
         if isinstance(module, nn.Conv2d)
     )
+
+
+def test_a_conv_called_twice_is_neither_folded_nor_fused():
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.norm = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return torch.relu(self.norm(self.conv(x))) + self.conv(x)
+
+    model = Shared()
+    x = torch.randn(2, 4, 5, 5)
+    fused = fuse_for_inference(calibrate_batch_norms(model, x))
+    assert type(fused.network.conv) is nn.Conv2d and hasattr(fused.network, "norm")
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x))

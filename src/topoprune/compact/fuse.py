@@ -132,10 +132,15 @@ def _module(graph: fx.GraphModule, node: fx.Node) -> nn.Module | None:
 
 
 def _is_conv(graph: fx.GraphModule, node: fx.Node) -> bool:
-    """A conv form without hooks (a fused conv runs its conv's methods, not its hooks)."""
+    """A conv form called once in the graph (folding or fusing changes every call of it) and
+    without hooks (a fused conv runs its conv's methods, not its hooks)."""
     module = _module(graph, node)
-    hooked = module is not None and (module._forward_hooks or module._forward_pre_hooks)
-    return not hooked and (isinstance(module, nn.Conv2d) or hasattr(module, "scale_outputs"))
+    if module is None or module._forward_hooks or module._forward_pre_hooks:
+        return False
+    calls = sum(
+        other.op == "call_module" and other.target == node.target for other in graph.graph.nodes
+    )
+    return calls == 1 and (isinstance(module, nn.Conv2d) or hasattr(module, "scale_outputs"))
 
 
 def _only_reader(node: fx.Node) -> fx.Node | None:
