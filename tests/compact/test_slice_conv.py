@@ -165,8 +165,158 @@ def test_kernel_equals_dense_conv_in_every_form_tile_and_thread_count(problem):
     torch.testing.assert_close(result, expected, **CLOSE)
 
 
+@st.composite
+def run_supports(draw, rows: int, cols: int) -> torch.Tensor:
+    """A (rows, cols) support whose rows come in runs of 1 to 10 identical rows (as block masks
+    give: the output channels of a block read the same input channels), or plain random."""
+    if draw(st.booleans()):
+        return draw(supports(rows, cols))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 10_000)))
+    density = draw(st.sampled_from([0.1, 0.3, 0.6]))
+    support = torch.zeros(rows, cols, dtype=torch.bool)
+    start = 0
+    while start < rows:
+        length = draw(st.integers(1, 10))
+        support[start : start + length] = torch.rand(cols, generator=generator) < density
+        start += length
+    return support
+
+
+def _tiny_sizes(kernel_size, padding, dilation) -> list[tuple[int, int]]:
+    """The (height, width) whose input and output planes have at most 16 values."""
+    reach = [d * (k - 1) for d, k in zip(dilation, kernel_size, strict=True)]
+    return [
+        (h, w)
+        for h in range(1, 17)
+        for w in range(1, 17)
+        if h * w <= 16
+        and 1 <= h + 2 * padding[0] - reach[0]
+        and 1 <= w + 2 * padding[1] - reach[1]
+        and (h + 2 * padding[0] - reach[0]) * (w + 2 * padding[1] - reach[1]) <= 16
+    ]
+
+
+@st.composite
+def new_form_problems(draw):
+    """A CSR problem for the ``rows`` form (3x3 kernel, dilation 1, planes up to 40 wide, so
+    several vectors per row, a partial last one, and several bands; ``batched`` likewise), the
+    ``tiny`` form (any kernel, input and output planes of at most 16 values) or the ``flat``
+    form ("same" convolutions, odd kernels up to 5x5, dilation up to 2, planes of 17 to 480
+    values), with runs of output channels that keep the same input channels, 1..20 images, and
+    a forced tile and thread count."""
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 10_000)))
+    mode = draw(st.sampled_from(["rows", "tiny", "flat", "batched"]))
+    out_channels, in_channels = draw(st.integers(1, 20)), draw(st.integers(1, 12))
+    support = draw(run_supports(out_channels, in_channels))
+    if mode in ("rows", "batched"):  # batched: its 3x3 form, runs two or four at a time
+        kernel_size, dilation = (3, 3), (1, 1)
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        height = draw(st.integers(max(1, 3 - 2 * padding[0]), 20))
+        width = draw(st.integers(max(1, 3 - 2 * padding[1]), 40))
+        tiles = slice_kernel.ROWS_TILES if mode == "rows" else slice_kernel.BATCHED_TILES
+        tile = draw(st.sampled_from([(0, 0), *tiles]))
+    elif mode == "flat":  # "same": odd kernel, padding half its dilated reach; > 16 values
+        kernel_size = draw(st.sampled_from([(1, 1), (3, 3), (5, 5), (1, 3), (3, 1), (5, 3)]))
+        dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel_size, strict=True))
+        height, width = draw(st.integers(1, 20)), draw(st.integers(1, 24))
+        if height * width <= 16:
+            width = 17
+        tile = (0, 0)
+    else:
+        kernel_size = draw(st.sampled_from([(1, 1), (3, 3), (2, 3), (3, 1)]))
+        dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        sizes = _tiny_sizes(kernel_size, padding, dilation)
+        if not sizes:  # the dilated kernel needs more than 16 values: no padding, dilation 1
+            padding, dilation = (0, 0), (1, 1)
+            sizes = _tiny_sizes(kernel_size, padding, dilation)
+        height, width = draw(st.sampled_from(sizes))
+        tile = (0, 0)
+    x = torch.randn(draw(st.integers(1, 20)), in_channels, height, width, generator=generator)
+    row_ptr, col, row = csr_from_support(support)
+    weight = torch.randn(col.numel(), *kernel_size, generator=generator)
+    bias = torch.randn(out_channels, generator=generator) if draw(st.booleans()) else None
+    dense = torch.zeros(out_channels, in_channels, *kernel_size).index_put((row, col), weight)
+    reference = F.conv2d(x, dense, bias, padding=padding, dilation=dilation)
+    residual = torch.randn_like(reference) if draw(st.booleans()) else None
+    clamp = draw(st.sampled_from([(-INF, INF), RELU, RELU6, (-0.5, 0.5)]))
+    expected = apply_epilogue(reference, residual, clamp)
+    arguments = (x, weight, row_ptr, col, bias, padding, dilation)
+    options = {"residual": residual, "clamp": clamp, "mode": mode, "tile": tile}
+    return arguments, options, expected, draw(st.integers(1, 3))
+
+
 @needs_kernel
-@pytest.mark.parametrize("mode", ["planar", "batched", "batched_general"])
+@settings(max_examples=200, deadline=None)
+@given(problem=new_form_problems())
+def test_rows_tiny_and_flat_forms_equal_dense_conv(problem):
+    arguments, options, expected, threads = problem
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        result = slice_kernel.slice_conv2d(*arguments, **options)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(result, expected, **CLOSE)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("channels", "size", "batch"),
+    [(128, 16, 1), (64, 32, 1), (256, 8, 1), (512, 4, 1), (512, 2, 1), (32, 16, 20), (64, 8, 3)],
+)
+def test_auto_on_block_masks_equals_dense_conv(channels, size, batch):
+    """Block-structured masks (RGP-like: every output block reads the input blocks of its 4
+    graph neighbours, 16 blocks), the shapes `auto` sends to rows, flat, tiny and batched, with
+    a folded BatchNorm's bias, a residual and a ReLU, against the dense conv."""
+    generator = torch.Generator().manual_seed(channels + size)
+    blocks = 16
+    neighbours = torch.stack([torch.randperm(blocks, generator=generator)[:4] for _ in range(16)])
+    adjacency = torch.zeros(blocks, blocks, dtype=torch.bool)
+    adjacency[torch.arange(blocks)[:, None], neighbours] = True
+    node = torch.arange(channels) * blocks // channels
+    support = adjacency[node[:, None], node[None, :]]
+    row_ptr, col, row = csr_from_support(support)
+    weight = torch.randn(col.numel(), 3, 3, generator=generator)
+    bias = torch.randn(channels, generator=generator)
+    x = torch.randn(batch, channels, size, size, generator=generator)
+    dense = torch.zeros(channels, channels, 3, 3).index_put((row, col), weight)
+    reference = F.conv2d(x, dense, bias, padding=1)
+    residual = torch.randn_like(reference)
+    result = slice_kernel.slice_conv2d(
+        x, weight, row_ptr, col, bias, (1, 1), (1, 1), residual=residual, clamp=RELU
+    )
+    torch.testing.assert_close(result, torch.relu(reference + residual), rtol=1e-4, atol=1e-4)
+
+
+@needs_kernel
+def test_new_forms_refuse_what_they_cannot_compute():
+    row_ptr, col = torch.tensor([0, 1, 2]), torch.tensor([0, 2])
+    with pytest.raises(RuntimeError, match="status 1"):
+        slice_kernel.slice_conv2d(
+            torch.randn(1, 3, 8, 8), torch.randn(2, 5, 5), row_ptr, col, None, (2, 2), (1, 1),
+            mode="rows",
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="status 1"):
+        slice_kernel.slice_conv2d(
+            torch.randn(1, 3, 8, 8), torch.randn(2, 3, 3), row_ptr, col, None, (1, 1), (1, 1),
+            mode="tiny",
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="status 1"):
+        slice_kernel.slice_conv2d(
+            torch.randn(1, 3, 8, 8), torch.randn(2, 3, 3), row_ptr, col, None, (1, 1), (1, 1),
+            mode="rows", tile=(3, 3),
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="status 1"):  # not "same": the plane shrinks
+        slice_kernel.slice_conv2d(
+            torch.randn(1, 3, 8, 8), torch.randn(2, 3, 3), row_ptr, col, None, (0, 0), (1, 1),
+            mode="flat",
+        )  # fmt: skip
+
+
+@needs_kernel
+@pytest.mark.parametrize("mode", ["planar", "batched", "batched_general", "rows", "flat"])
 def test_large_problems_split_over_threads_exactly(mode):
     generator = torch.Generator().manual_seed(7)
     support = torch.rand(48, 40, generator=generator) < 0.3

@@ -30,11 +30,25 @@ SOURCE = Path(__file__).with_name("slice_conv.cpp")
 FLAGS = (*native.BASE_FLAGS, "-pthread")
 SYMBOL = "topoprune_slice_conv2d"
 LINEAR_SYMBOL = "topoprune_sparse_linear"
-MODES = {"auto": 0, "planar": 1, "batched": 2, "batched_general": 3}
-"""How the kernel fills its 16-float vectors: ``planar`` (one image at a time, the padded plane
-flattened), ``batched`` (16 images per vector; 3x3 kernels at dilation 1 get a form that loads
-each input row once for its three taps), ``batched_general`` (16 images per vector, one load per
-tap, whatever the kernel), or ``auto`` (batched from about 8 images on, else planar)."""
+MODES = {
+    "auto": 0, "planar": 1, "batched": 2, "batched_general": 3, "rows": 4, "tiny": 5, "flat": 6,
+}  # fmt: skip
+"""How the kernel fills its 16-float vectors (see ``slice_conv.cpp``):
+
+- ``planar``: one image at a time, the padded plane flattened, one load per tap;
+- ``batched``: 16 images per vector (3x3 kernels at dilation 1 get a form that loads each input
+  row once for its three taps); ``batched_general``: the same, one load per tap, any kernel;
+- ``rows``: one image at a time, 16 columns of an output row per vector, register tiles of
+  output rows (3x3 kernels at dilation 1 only);
+- ``tiny``: planes of at most 16 values (4x4, 2x2): a whole plane, of one or more images, per
+  vector, every tap's view of it one permute;
+- ``flat``: "same" convolutions (output plane = input plane) on planes of more than 16 values:
+  the unpadded plane flattened, every tap's view of an output vector one permute;
+- ``auto``: picks one by shape, batch and mask structure.
+
+``rows``, ``tiny`` and ``flat`` (and ``batched`` with 3x3 kernels) compute the output channels
+of a run (consecutive output channels that keep the same input channels, as block-structured
+masks give) together, each input load or permute serving all of them."""
 
 BATCHED_TILES = (
     (2, 8), (4, 4), (1, 8), (8, 2), (2, 6), (2, 4), (4, 2), (1, 4), (1, 1),
@@ -43,6 +57,10 @@ BATCHED_TILES = (
 """(output rows, output columns) register tiles of the ``batched`` forms (slice_conv.cpp's
 ``kBatchedTiles``; the last four have no 3x3 form and run the general one). ``planar`` takes
 ``(1, vectors)`` with 1 to 8 vectors."""
+
+ROWS_TILES = ((16, 1), (8, 1), (4, 1), (8, 2), (4, 2), (4, 4), (2, 4), (2, 8))
+"""(output rows, vectors of 16 columns) register tiles of the ``rows`` form (slice_conv.cpp's
+``kRowsTiles``, for one output channel; runs of two or four channels take fewer rows)."""
 
 _I64 = ctypes.c_int64
 _PTR = ctypes.c_void_p
@@ -111,7 +129,10 @@ def slice_conv2d(
         out = clamp(conv2d(x, dense_weight, bias, padding=padding, dilation=dilation) + residual)
 
     ``mode`` is one of ``MODES``; ``tile`` overrides the register tile (``(rows, cols)`` of
-    output positions for ``batched``, ``(1, vectors)`` for ``planar``; ``(0, 0)`` chooses).
+    output positions for ``batched``, ``(1, vectors)`` for ``planar``, ``(rows, vectors)`` for
+    ``rows``, ignored by ``tiny`` and ``flat``; ``(0, 0)`` chooses). ``rows`` needs a 3x3 kernel
+    at dilation 1, ``tiny`` input and output planes of at most 16 values, ``flat`` an output
+    plane the size of the input plane, of more than 16 values.
     Raises RuntimeError when the kernel is not available or refuses the mode or tile.
     """
     library = load_slice_kernel()
