@@ -9,6 +9,7 @@ from topoprune.compact import kernel, slice_kernel
 from topoprune.compact.autotune import realize
 from topoprune.compact.compact_conv import CompactConv2d
 from topoprune.compact.masked import copy_model, is_masked_conv
+from topoprune.compact.sparse_conv import SliceSparseConv2d
 from topoprune.errors import TopopruneError
 
 from .helpers import circulant, masked_conv
@@ -82,6 +83,8 @@ def test_every_masked_conv_is_reported_and_replaced(realized):
         assert min(layer.times_ms.values()) == layer.times_ms[layer.chosen] > 0
         if layer.chosen == "dense":
             assert type(module) is nn.Conv2d
+        elif layer.chosen == "slices":
+            assert isinstance(module, SliceSparseConv2d)
         else:
             assert isinstance(module, CompactConv2d)
             assert module.impl == ("grouped" if layer.chosen == "grouped" else "direct")
@@ -157,6 +160,8 @@ def test_realized_model_backpropagates_like_the_masked_one(model_and_input, real
         if isinstance(layer, CompactConv2d):
             real, rows, cols = layer.slot_indices()
             torch.testing.assert_close(layer.weight.grad[real], expected[rows, cols])
+        elif isinstance(layer, SliceSparseConv2d):
+            torch.testing.assert_close(layer.weight.grad, expected[layer.rows(), layer.col])
         else:  # a folded plain conv: equal where the mask keeps weights
             kept = reference.weight_mask.bool()
             torch.testing.assert_close(layer.weight.grad[kept], expected[kept])

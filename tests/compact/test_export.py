@@ -15,6 +15,8 @@ from topoprune.compact.export import export_onnx
 from topoprune.compact.fuse import InferenceModel, fuse_for_inference
 from topoprune.compact.masked import copy_model, is_masked_conv
 from topoprune.compact.saved import load_realized, save_realized
+from topoprune.compact.sparse_conv import SliceSparseConv2d
+from topoprune.compact.sparse_linear import SparseLinear
 from topoprune.compact.structure import find_block_structure
 from topoprune.errors import TopopruneError
 from topoprune.experiments.trained import model_from_state, realize_run, run_example, trained_model
@@ -258,3 +260,20 @@ def test_a_folder_that_holds_no_finished_run_is_refused(tiny_rgp_run, tmp_path):
     (unfinished / "run.json").write_text((tiny_rgp_run / "run.json").read_text())
     with pytest.raises(TopopruneError, match="holds no finished training"):
         realize_run(unfinished)
+
+
+def test_irregular_slice_and_sparse_linear_forms_export(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    conv, linear = nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8 * 5 * 5, 10)
+    keep = (torch.rand(8, 8, generator=generator) < 0.3)[:, :, None, None]
+    prune.custom_from_mask(conv, "weight", keep.expand_as(conv.weight).float().contiguous())
+    prune.custom_from_mask(linear, "weight", (torch.rand(10, 200, generator=generator) < 0.1))
+    model = nn.Sequential(
+        SliceSparseConv2d.from_masked(conv),
+        nn.ReLU(),
+        nn.Flatten(),
+        SparseLinear.from_masked(linear),
+    ).eval()
+    x = torch.randn(3, 8, 5, 5, generator=generator)
+    report = export_onnx(model, x, tmp_path / "irregular.onnx")
+    assert report.relative_diff is not None and report.relative_diff < 1e-5

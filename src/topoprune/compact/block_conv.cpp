@@ -25,6 +25,7 @@
 namespace {
 
 constexpr int64_t kLanes = 16;
+constexpr int64_t kWorkPerThread = int64_t(1) << 21;
 constexpr int64_t kMaxChunk = kLanes * 8;  // floats per chunk of the widest tile, with room
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
@@ -174,7 +175,11 @@ extern "C" int topoprune_block_conv2d(const float* x, int64_t batch, int64_t cha
       tap_offset};  // in the order of Problem's members
 
   if (batch == 0) return 0;
-  const int64_t workers = std::max<int64_t>(1, threads);
+  // A thread costs tens of microseconds to start: only work of kWorkPerThread multiply-adds or
+  // more gets one (a batch-1 layer of a pruned net is often smaller than that).
+  const int64_t macs = batch * groups * group_out * group_in * kernel_h * kernel_w *
+                       out_height * (padded_w - dil_w * (kernel_w - 1));
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, macs / kWorkPerThread));
   const int64_t splits = std::min(groups, std::max<int64_t>(1, (workers + batch - 1) / batch));
   const int64_t items = batch * splits;
   const int64_t used = std::min(workers, items);

@@ -1146,7 +1146,7 @@ void flat_worker(const Problem& p, const Flat& g, int64_t splits, int64_t items,
 }
 
 // Multiply-adds below which another thread is not worth starting (tens of microseconds).
-constexpr int64_t kWorkPerThread = int64_t(1) << 19;
+constexpr int64_t kWorkPerThread = int64_t(1) << 21;
 
 // Runs worker(splits, items, next) on up to `threads` threads (this one included; fewer for
 // small work), sharing the item counter `next` so that a thread that falls behind (other load on

@@ -64,6 +64,17 @@ def csr_from_support(support: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     return row_ptr, col.contiguous(), row.contiguous()
 
 
+def csr_rows(row_ptr: torch.Tensor) -> torch.Tensor:
+    """``row_ptr`` (rows + 1,) expanded: (nnz,) int64, the row of each stored entry.
+
+    >>> csr_rows(torch.tensor([0, 2, 2, 3])).tolist()
+    [0, 0, 2]
+    """
+    counts = row_ptr[1:] - row_ptr[:-1]
+    rows = torch.arange(counts.numel(), device=row_ptr.device)
+    return torch.repeat_interleave(rows, counts)
+
+
 def _int_padding(
     padding: int | tuple[int, int] | str, kernel_size: tuple[int, int], dilation: tuple[int, int]
 ) -> tuple[int, int] | str:
@@ -125,6 +136,8 @@ class SliceSparseConv2d(nn.Module):
         )
         self.register_buffer("row_ptr", row_ptr.to(device=device, dtype=torch.int64))
         self.register_buffer("col", col.to(device=device, dtype=torch.int64))
+        # kept with the module, not recomputed per call: ONNX has no repeat_interleave to export
+        self.register_buffer("row", csr_rows(self.row_ptr), persistent=False)
 
     @classmethod
     def from_masked(cls, conv: nn.Conv2d) -> SliceSparseConv2d:
@@ -173,9 +186,7 @@ class SliceSparseConv2d(nn.Module):
 
     def rows(self) -> torch.Tensor:
         """(nnz,) int64: the output channel of each kept slice (``row_ptr`` expanded)."""
-        counts = self.row_ptr[1:] - self.row_ptr[:-1]
-        channels = torch.arange(self.out_channels, device=self.row_ptr.device)
-        return torch.repeat_interleave(channels, counts, output_size=self.col.numel())
+        return self.row
 
     def dense_weight(self) -> torch.Tensor:
         """The equivalent dense (C_out, C_in, kh, kw) weight, zero outside the kept slices.

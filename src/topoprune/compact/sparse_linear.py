@@ -36,7 +36,7 @@ from torch.nn.utils import prune
 from topoprune.compact import slice_kernel
 from topoprune.compact.compact_conv import _exporting
 from topoprune.compact.epilogue import apply_epilogue
-from topoprune.compact.sparse_conv import ACTIVATIONS, Activation, csr_from_support
+from topoprune.compact.sparse_conv import ACTIVATIONS, Activation, csr_from_support, csr_rows
 from topoprune.errors import TopopruneError
 
 
@@ -84,6 +84,7 @@ class SparseLinear(nn.Module):
         )
         self.register_buffer("row_ptr", row_ptr.to(device=device, dtype=torch.int64))
         self.register_buffer("col", col.to(device=device, dtype=torch.int64))
+        self.register_buffer("row", csr_rows(self.row_ptr), persistent=False)  # see sparse_conv
 
     @classmethod
     def from_masked(cls, linear: nn.Linear) -> SparseLinear:
@@ -112,9 +113,7 @@ class SparseLinear(nn.Module):
 
     def rows(self) -> torch.Tensor:
         """(nnz,) int64: the output of each kept weight (``row_ptr`` expanded)."""
-        counts = self.row_ptr[1:] - self.row_ptr[:-1]
-        outputs = torch.arange(self.out_features, device=self.row_ptr.device)
-        return torch.repeat_interleave(outputs, counts, output_size=self.col.numel())
+        return self.row
 
     def dense_weight(self) -> torch.Tensor:
         """The equivalent dense (out_features, in_features) weight, zero where removed.
