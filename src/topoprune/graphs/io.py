@@ -37,6 +37,7 @@ from topoprune.errors import TopopruneError
 from topoprune.files import atomic_write, write_text
 from topoprune.graphs.generate import check_adjacency, check_regular, edge_list
 from topoprune.graphs.paths import distance_stats, moore_bound
+from topoprune.graphs.spectrum import is_ramanujan, spectral_gap
 
 __all__ = [
     "GRAPH_FORMATS",
@@ -175,7 +176,9 @@ def graph_metadata(adj: np.ndarray) -> dict[str, Any]:
     Keys: ``n``, ``edge_count``, ``k`` (degree, or None if irregular), ``degree_min``,
     ``degree_mean`` and ``degree_max`` (defined for every graph), ``connected``,
     ``aspl`` and ``diameter`` (None if disconnected), ``moore_aspl`` and ``moore_diameter``
-    (None unless k-regular with k >= 2), ``gap`` = aspl / moore_aspl - 1 (None if undefined).
+    (None unless k-regular with k >= 2), ``gap`` = aspl / moore_aspl - 1 (None if undefined),
+    ``spectral_gap`` and ``ramanujan`` (:mod:`topoprune.graphs.spectrum`; None unless connected
+    and k-regular with k >= 2).
 
     >>> from topoprune.graphs.generate import complete
     >>> graph_metadata(complete(4))["gap"]
@@ -199,6 +202,8 @@ def graph_metadata(adj: np.ndarray) -> dict[str, Any]:
         "moore_aspl": None,
         "moore_diameter": None,
         "gap": None,
+        "spectral_gap": None,
+        "ramanujan": None,
     }
     if k is not None and k >= 2:
         check_regular(n, k)
@@ -206,6 +211,8 @@ def graph_metadata(adj: np.ndarray) -> dict[str, Any]:
         meta["moore_aspl"], meta["moore_diameter"] = bound.aspl, bound.diameter
         if stats.connected:
             meta["gap"] = stats.aspl / bound.aspl - 1.0
+            meta["spectral_gap"] = spectral_gap(adj)
+            meta["ramanujan"] = is_ramanujan(adj)
     return meta
 
 
