@@ -13,6 +13,8 @@ from scipy import stats
 from topoprune.cli import main
 from topoprune.experiments import aspl_study
 from topoprune.experiments.aspl_study import correlations, per_graph
+from topoprune.graphs import load_graph
+from topoprune.graphs.spectrum import spectral_gap
 
 
 def test_correlations_match_scipy():
@@ -81,8 +83,18 @@ def test_study_runs_resumes_and_reports(tmp_path, monkeypatch):
         assert summary["pearson_r"] is None
     else:
         assert summary["pearson_r"] == pytest.approx(expected[0])
+    gaps = np.array([float(r["spectral_gap"]) for r in rows])
+    bank_index = json.loads((out / "bank" / "index.json").read_text())["graphs"]
+    by_label = {entry["label"]: entry["file"] for entry in bank_index}
+    for row in rows:  # each row's gap is its graph's
+        adj = load_graph(out / "bank" / by_label[row["graph"]])
+        assert float(row["spectral_gap"]) == pytest.approx(spectral_gap(adj))
+    expected_gap = correlations(gaps, acc)
+    if not np.isnan(expected_gap[0]):
+        assert summary["gap_pearson_r"] == pytest.approx(expected_gap[0])
     assert (out / "aspl_vs_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Pearson" in (out / "study.md").read_text()
+    assert "Spectral gap: Pearson" in (out / "study.md").read_text()
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")

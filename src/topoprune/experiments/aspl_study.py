@@ -4,6 +4,7 @@ RGP's claim (Chen et al.): across k-regular graphs of the same degree, ASPL is n
 correlated with the accuracy of the network they prune. The study takes a bank of graphs spread
 over the ASPL range (best found … ring lattice), trains one pruned network per graph and seed,
 and reports the Pearson and Spearman correlations (with p-values) between ASPL and final test
+accuracy, and between the spectral gap (:mod:`topoprune.graphs.spectrum`) and final test
 accuracy, a CSV of every run and a scatter plot (mean ± std per graph).
 
 Resumable: the bank is saved first and reused, and every finished run is recorded in
@@ -25,6 +26,7 @@ from scipy import stats
 
 from topoprune.files import write_json, write_jsonl, write_text
 from topoprune.graphs import bank, load_graph, save_bank
+from topoprune.graphs.spectrum import spectral_gap
 from topoprune.training import TrainConfig
 
 RUNS_FILE = "runs.jsonl"
@@ -32,13 +34,18 @@ RUNS_FILE = "runs.jsonl"
 
 @dataclass
 class StudyResult:
-    """Every run's row, and the correlations between ASPL and test accuracy."""
+    """Every run's row, the correlations between ASPL and test accuracy, and those between the
+    spectral gap and test accuracy (``gap_*``)."""
 
     rows: list[dict[str, Any]]
     pearson_r: float
     pearson_p: float
     spearman_rho: float
     spearman_p: float
+    gap_pearson_r: float = float("nan")
+    gap_pearson_p: float = float("nan")
+    gap_spearman_rho: float = float("nan")
+    gap_spearman_p: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +53,10 @@ class StudyResult:
             "pearson_p": self.pearson_p,
             "spearman_rho": self.spearman_rho,
             "spearman_p": self.spearman_p,
+            "gap_pearson_r": self.gap_pearson_r,
+            "gap_pearson_p": self.gap_pearson_p,
+            "gap_spearman_rho": self.gap_spearman_rho,
+            "gap_spearman_p": self.gap_spearman_p,
             "runs": len(self.rows),
         }
 
@@ -147,6 +158,9 @@ def run_study(
         if runs_path.exists()
         else []
     )
+    gaps = {entry["label"]: spectral_gap(entry["adj"]) for entry in entries}
+    for row in rows:  # rows recorded before the gap was reported
+        row.setdefault("spectral_gap", gaps.get(row["graph"]))
     done = {(row["graph"], row["seed"]) for row in rows}
     for entry in entries:
         for seed in range(config.seed, config.seed + seeds):
@@ -175,12 +189,17 @@ def run_study(
                     "graph": entry["label"],
                     "aspl": entry["aspl"],
                     "diameter": entry["diameter"],
+                    "spectral_gap": gaps[entry["label"]],
                     "seed": seed,
                     "test_acc": run.summary.test_acc,
                 }
             )
             write_jsonl(runs_path, rows)
-    result = StudyResult(rows, *correlations(*_columns(rows)))
+    aspls, accuracies = _columns(rows)
+    spectral = np.array([row["spectral_gap"] for row in rows], dtype=float)
+    result = StudyResult(
+        rows, *correlations(aspls, accuracies), *correlations(spectral, accuracies)
+    )
     _write_reports(out, result, dict(model=model, dataset=dataset, nodes=nodes, degree=degree))
     return result
 
@@ -201,6 +220,7 @@ def per_graph(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {
                 "graph": label,
                 "aspl": runs[0]["aspl"],
+                "spectral_gap": runs[0].get("spectral_gap"),
                 "mean_acc": float(accs.mean()),
                 "std_acc": float(accs.std(ddof=1)) if len(accs) > 1 else 0.0,
                 "runs": len(accs),
@@ -209,9 +229,14 @@ def per_graph(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(table, key=lambda g: g["aspl"])
 
 
+def _gap(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _write_reports(out: Path, result: StudyResult, setting: dict[str, Any]) -> None:
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=["graph", "aspl", "diameter", "seed", "test_acc"])
+    fields = ["graph", "aspl", "diameter", "spectral_gap", "seed", "test_acc"]
+    writer = csv.DictWriter(table, fieldnames=fields)
     writer.writeheader()
     writer.writerows(result.rows)
     write_text(out / "results.csv", table.getvalue())
@@ -221,17 +246,19 @@ def _write_reports(out: Path, result: StudyResult, setting: dict[str, Any]) -> N
         f"# ASPL vs accuracy: {setting['model']} on {setting['dataset']}, "
         f"n = {setting['nodes']}, k = {setting['degree']}",
         "",
-        "| graph | ASPL | test acc mean ± std (%) | runs |",
-        "|---|---|---|---|",
+        "| graph | ASPL | spectral gap | test acc mean ± std (%) | runs |",
+        "|---|---|---|---|---|",
         *(
-            f"| {g['graph']} | {g['aspl']:.4f} | {g['mean_acc']:.2f} ± {g['std_acc']:.2f} "
-            f"| {g['runs']} |"
+            f"| {g['graph']} | {g['aspl']:.4f} | {_gap(g['spectral_gap'])} "
+            f"| {g['mean_acc']:.2f} ± {g['std_acc']:.2f} | {g['runs']} |"
             for g in graphs
         ),
         "",
-        f"Pearson r = {result.pearson_r:.3f} (p = {result.pearson_p:.3g}); "
+        f"ASPL: Pearson r = {result.pearson_r:.3f} (p = {result.pearson_p:.3g}); "
         f"Spearman rho = {result.spearman_rho:.3f} (p = {result.spearman_p:.3g}); "
         f"{len(result.rows)} runs.",
+        f"Spectral gap: Pearson r = {result.gap_pearson_r:.3f} (p = {result.gap_pearson_p:.3g}); "
+        f"Spearman rho = {result.gap_spearman_rho:.3f} (p = {result.gap_spearman_p:.3g}).",
     ]
     write_text(out / "study.md", "\n".join(lines) + "\n")
     from topoprune.experiments.plots import plot_aspl_accuracy
