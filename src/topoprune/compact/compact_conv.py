@@ -36,11 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
-from torch.nn.utils import prune
 
 from topoprune.compact import kernel
 from topoprune.compact.epilogue import NO_CLAMP, Clamp, apply_epilogue
-from topoprune.compact.masked import is_masked_conv, masked_weight
+from topoprune.compact.masked import is_masked_conv, masked_conv_from, masked_weight
 from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.errors import TopopruneError
 
@@ -213,23 +212,7 @@ class CompactConv2d(nn.Module):
 
         Its ``state_dict`` is the masked model's, for export or to resume mask-based training.
         """
-        conv = nn.Conv2d(
-            self.in_channels,
-            self.out_channels,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            bias=self.bias is not None,
-            device=self.weight.device,
-            dtype=self.weight.dtype,
-        )
-        with torch.no_grad():
-            conv.weight.copy_(self.dense_weight())
-            if self.bias is not None:
-                conv.bias.copy_(self.bias)
-        mask = self.channel_mask()[:, :, None, None].expand_as(conv.weight)
-        return prune.custom_from_mask(conv, "weight", mask.contiguous())
+        return masked_conv_from(self, self.dense_weight().detach(), self.channel_mask())
 
     def direct_supported(self, x: torch.Tensor) -> bool:
         """Whether the native kernel can compute this layer on ``x`` (no autograd needed)."""

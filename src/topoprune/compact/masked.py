@@ -54,3 +54,26 @@ def folded_conv(conv: nn.Conv2d) -> nn.Conv2d:
     plain = copy_model(conv)
     prune.remove(plain, "weight")
     return plain
+
+
+def masked_conv_from(layer: nn.Module, weight: torch.Tensor, support: torch.Tensor) -> nn.Conv2d:
+    """A dense ``nn.Conv2d`` with ``layer``'s geometry (channels, kernel, stride, padding,
+    dilation) and bias, the dense ``weight`` (C_out, C_in, kh, kw), and a prune mask made of the
+    (C_out, C_in) 0/1 ``support``: the masked conv a compact form stands for."""
+    conv = nn.Conv2d(
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        bias=layer.bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        if layer.bias is not None:
+            conv.bias.copy_(layer.bias)
+    mask = support[:, :, None, None].expand_as(conv.weight)
+    return prune.custom_from_mask(conv, "weight", mask.contiguous())

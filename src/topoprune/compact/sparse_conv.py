@@ -36,12 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.utils import _pair
-from torch.nn.utils import prune
 
 from topoprune.compact import slice_kernel
 from topoprune.compact.compact_conv import _exporting
 from topoprune.compact.epilogue import NO_CLAMP, RELU, Clamp, apply_epilogue
-from topoprune.compact.masked import is_masked_conv, masked_weight
+from topoprune.compact.masked import is_masked_conv, masked_conv_from, masked_weight
 from topoprune.errors import TopopruneError
 
 Activation = Literal["relu"] | None
@@ -227,23 +226,7 @@ class SliceSparseConv2d(nn.Module):
         Its ``state_dict`` is the masked model's, for export or to resume mask-based training.
         The ``activation`` is not part of it.
         """
-        conv = nn.Conv2d(
-            self.in_channels,
-            self.out_channels,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            bias=self.bias is not None,
-            device=self.weight.device,
-            dtype=self.weight.dtype,
-        )
-        with torch.no_grad():
-            conv.weight.copy_(self.dense_weight())
-            if self.bias is not None:
-                conv.bias.copy_(self.bias)
-        mask = self.channel_mask()[:, :, None, None].expand_as(conv.weight)
-        return prune.custom_from_mask(conv, "weight", mask.contiguous())
+        return masked_conv_from(self, self.dense_weight().detach(), self.channel_mask())
 
     @torch.no_grad()
     def scale_outputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
