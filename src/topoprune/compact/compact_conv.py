@@ -39,7 +39,7 @@ from torch.nn.modules.utils import _pair
 
 from topoprune.compact import kernel
 from topoprune.compact.epilogue import NO_CLAMP, Clamp, apply_epilogue
-from topoprune.compact.masked import is_masked_conv, masked_conv_from, masked_weight
+from topoprune.compact.masked import StandsForMaskedConv, is_masked_conv, masked_weight
 from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.errors import TopopruneError
 
@@ -52,7 +52,7 @@ def _exporting() -> bool:
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
-class CompactConv2d(nn.Module):
+class CompactConv2d(StandsForMaskedConv, nn.Module):
     """A conv whose output channel groups each read a gathered subset of the input channels.
 
     Parameters: ``weight`` (G, og, ig, kh, kw) and ``bias`` (C_out,) or None. Buffers
@@ -180,25 +180,9 @@ class CompactConv2d(nn.Module):
         dense = self.weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
         return dense.index_put((rows, cols), self.weight[real])
 
-    def _weight_counts(self) -> tuple[int, int]:
-        """Weights in the real slots (padding slots hold zeros), and in the dense conv."""
-        kernel = self.kernel_size[0] * self.kernel_size[1]
-        real = int(self.slot_indices()[1].numel())
-        return real * kernel, self.out_channels * self.in_channels * kernel
-
-    def param_counts(self) -> tuple[int, int]:
-        """``(params, dense_params)`` for :func:`topoprune.count`: the real weights plus the bias,
-        and the same for the dense conv it stands for."""
-        bias = 0 if self.bias is None else self.out_channels
-        weights, dense_weights = self._weight_counts()
-        return weights + bias, dense_weights + bias
-
-    def mac_counts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-        """``(macs, dense_macs)`` of one call with input ``x`` and output ``y`` (B, C_out, H', W'):
-        every real weight applied once per output position, as for the masked conv."""
-        positions = y.numel() // self.out_channels
-        weights, dense_weights = self._weight_counts()
-        return positions * weights, positions * dense_weights
+    def kept_slices(self) -> int:
+        """The (out, in) kernel slices in real slots (padding slots hold zeros)."""
+        return int(self.slot_indices()[1].numel())
 
     def channel_mask(self) -> torch.Tensor:
         """(C_out, C_in) 0/1 support, in the weight's dtype and device."""
@@ -206,13 +190,6 @@ class CompactConv2d(nn.Module):
         mask = self.weight.new_zeros(self.out_channels, self.in_channels)
         mask[rows, cols] = 1.0
         return mask
-
-    def to_masked(self) -> nn.Conv2d:
-        """A dense ``nn.Conv2d`` with this layer's weights and a prune mask (``weight_mask``).
-
-        Its ``state_dict`` is the masked model's, for export or to resume mask-based training.
-        """
-        return masked_conv_from(self, self.dense_weight().detach(), self.channel_mask())
 
     def direct_supported(self, x: torch.Tensor) -> bool:
         """Whether the native kernel can compute this layer on ``x`` (no autograd needed)."""

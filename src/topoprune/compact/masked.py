@@ -56,6 +56,40 @@ def folded_conv(conv: nn.Conv2d) -> nn.Conv2d:
     return plain
 
 
+class StandsForMaskedConv:
+    """What a compact form of a masked ``nn.Conv2d`` (``CompactConv2d``, ``SliceSparseConv2d``)
+    derives from its ``kept_slices()`` (the (out, in) kernel slices it really stores),
+    ``dense_weight()`` and ``channel_mask()``: its counts for :func:`topoprune.count` and the
+    masked conv it stands for. The form has the conv's geometry attributes and ``bias``."""
+
+    def param_counts(self) -> tuple[int, int]:
+        """``(params, dense_params)``: the kept weights plus the bias, and the same for the dense
+        conv it stands for."""
+        bias = 0 if self.bias is None else self.out_channels
+        weights, dense_weights = self._weight_counts()
+        return weights + bias, dense_weights + bias
+
+    def mac_counts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        """``(macs, dense_macs)`` of one call with input ``x`` and output ``y`` (B, C_out, H', W'):
+        every kept weight applied once per output position, as for the masked conv."""
+        positions = y.numel() // self.out_channels if self.out_channels else 0
+        weights, dense_weights = self._weight_counts()
+        return positions * weights, positions * dense_weights
+
+    def to_masked(self) -> nn.Conv2d:
+        """A dense ``nn.Conv2d`` with this layer's weights and a prune mask (``weight_mask``).
+
+        Its ``state_dict`` is the masked model's, for export or to resume mask-based training.
+        """
+        return masked_conv_from(self, self.dense_weight().detach(), self.channel_mask())
+
+    def _weight_counts(self) -> tuple[int, int]:
+        """Kept weights, and the dense conv's."""
+        kernel = self.kernel_size[0] * self.kernel_size[1]
+        dense = self.out_channels * self.in_channels * kernel
+        return self.kept_slices() * kernel, dense
+
+
 def masked_conv_from(layer: nn.Module, weight: torch.Tensor, support: torch.Tensor) -> nn.Conv2d:
     """A dense ``nn.Conv2d`` with ``layer``'s geometry (channels, kernel, stride, padding,
     dilation) and bias, the dense ``weight`` (C_out, C_in, kh, kw), and a prune mask made of the

@@ -40,7 +40,7 @@ from torch.nn.modules.utils import _pair
 from topoprune.compact import slice_kernel
 from topoprune.compact.compact_conv import _exporting
 from topoprune.compact.epilogue import NO_CLAMP, RELU, Clamp, apply_epilogue
-from topoprune.compact.masked import is_masked_conv, masked_conv_from, masked_weight
+from topoprune.compact.masked import StandsForMaskedConv, is_masked_conv, masked_weight
 from topoprune.errors import TopopruneError
 
 Activation = Literal["relu"] | None
@@ -88,7 +88,7 @@ def _int_padding(
     return _pair(padding)
 
 
-class SliceSparseConv2d(nn.Module):
+class SliceSparseConv2d(StandsForMaskedConv, nn.Module):
     """A conv computing with its kept (out, in) kernel slices only, stored as CSR.
 
     Parameters: ``weight`` (nnz, kh, kw) and ``bias`` (C_out,) or None. Buffers ``row_ptr``
@@ -195,38 +195,15 @@ class SliceSparseConv2d(nn.Module):
         dense = self.weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
         return dense.index_put((self.rows(), self.col), self.weight)
 
+    def kept_slices(self) -> int:
+        """The (out, in) kernel slices kept."""
+        return self.col.numel()
+
     def channel_mask(self) -> torch.Tensor:
         """(C_out, C_in) 0/1 support, in the weight's dtype and device."""
         mask = self.weight.new_zeros(self.out_channels, self.in_channels)
         mask[self.rows(), self.col] = 1.0
         return mask
-
-    def _weight_counts(self) -> tuple[int, int]:
-        """Kept weights, and the dense conv's."""
-        kernel = self.kernel_size[0] * self.kernel_size[1]
-        return self.col.numel() * kernel, self.out_channels * self.in_channels * kernel
-
-    def param_counts(self) -> tuple[int, int]:
-        """``(params, dense_params)`` for :func:`topoprune.count`: the kept weights plus the bias,
-        and the same for the dense conv it stands for."""
-        bias = 0 if self.bias is None else self.out_channels
-        weights, dense_weights = self._weight_counts()
-        return weights + bias, dense_weights + bias
-
-    def mac_counts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
-        """``(macs, dense_macs)`` of one call with input ``x`` and output ``y`` (B, C_out, H', W'):
-        every kept weight applied once per output position, as for the masked conv."""
-        positions = y.numel() // self.out_channels if self.out_channels else 0
-        weights, dense_weights = self._weight_counts()
-        return positions * weights, positions * dense_weights
-
-    def to_masked(self) -> nn.Conv2d:
-        """A dense ``nn.Conv2d`` with this layer's weights and a prune mask (``weight_mask``).
-
-        Its ``state_dict`` is the masked model's, for export or to resume mask-based training.
-        The ``activation`` is not part of it.
-        """
-        return masked_conv_from(self, self.dense_weight().detach(), self.channel_mask())
 
     @torch.no_grad()
     def scale_outputs(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
