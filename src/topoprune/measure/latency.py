@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -91,31 +90,7 @@ def latency(
             f"latency needs batch >= 1, warmup >= 0 and repeats >= 1; "
             f"got batch={batch}, warmup={warmup}, repeats={repeats}"
         )
-    x = example_input(model, input_size, batch, device)
-    on_cuda = x.device.type == "cuda"
-
-    def synchronize() -> None:
-        if on_cuda:
-            torch.cuda.synchronize(x.device)
-
-    samples_ms: list[float] = []
-    with evaluating(model), torch.inference_mode():
-        for _ in range(warmup):
-            forward(model, x)
-        for _ in range(repeats):
-            synchronize()
-            start = time.perf_counter()
-            forward(model, x)
-            synchronize()
-            samples_ms.append((time.perf_counter() - start) * 1000.0)
-    return _stats(
-        samples_ms,
-        batch=batch,
-        repeats=repeats,
-        warmup=warmup,
-        device=str(x.device),
-        threads=torch.get_num_threads(),
-    )
+    return _time_side_by_side({"model": model}, input_size, batch, warmup, repeats, device)["model"]
 
 
 def latencies(
@@ -145,10 +120,23 @@ def latencies(
             f"latencies needs models, batch >= 1, warmup >= 0 and repeats >= 1; "
             f"got {len(models)} models, batch={batch}, warmup={warmup}, repeats={repeats}"
         )
+    return _time_side_by_side(models, input_size, batch, warmup, repeats, device)
+
+
+def _time_side_by_side(
+    models: Mapping[str, nn.Module],
+    input_size: Sequence[int],
+    batch: int,
+    warmup: int,
+    repeats: int,
+    device: str | torch.device,
+) -> dict[str, LatencyStats]:
+    """The timing behind :func:`latency` and :func:`latencies`, on checked arguments."""
     inputs = {
         name: example_input(model, input_size, batch, device) for name, model in models.items()
     }
-    on_cuda = next(iter(inputs.values())).is_cuda
+    x = next(iter(inputs.values()))
+    synchronize = (lambda: torch.cuda.synchronize(x.device)) if x.is_cuda else None
     with ExitStack() as stack, torch.inference_mode():
         for model in models.values():
             stack.enter_context(evaluating(model))
@@ -159,12 +147,17 @@ def latencies(
             },
             repeats=repeats,
             warmup=warmup,
-            synchronize=torch.cuda.synchronize if on_cuda else None,
+            synchronize=synchronize,
         )
     threads = torch.get_num_threads()
     return {
         name: _stats(
-            values, batch=batch, repeats=repeats, warmup=warmup, device=str(device), threads=threads
+            values,
+            batch=batch,
+            repeats=repeats,
+            warmup=warmup,
+            device=str(x.device),
+            threads=threads,
         )
         for name, values in samples.items()
     }
