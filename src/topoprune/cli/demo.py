@@ -31,9 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from topoprune.experiments.protocols import measure_latencies, run_pruned
+    from topoprune.experiments.protocols import measure_latencies, run_pruned, write_run_report
     from topoprune.experiments.run_report import markdown_report
-    from topoprune.files import write_json, write_text
+    from topoprune.files import write_text
     from topoprune.training import TrainConfig
 
     config = TrainConfig(
@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         )
     measure_latencies(runs, DEMO_LATENCY_BATCH, DEMO_WIDTHS)
     for run in runs:  # their reports again, now with the latencies
-        write_json(Path(args.out) / run.label / "report.json", run.to_dict())
-        write_text(Path(args.out) / run.label / "report.md", markdown_report([run]))
+        write_run_report(Path(args.out) / run.label, run)
     table = markdown_report(runs)
     write_text(Path(args.out) / "report.md", table)
     print(table, end="")

@@ -169,13 +169,14 @@ def _time_rows(config: BenchConfig, folders: Mapping[int, Path], rows: list[dict
     from topoprune.experiments.trained import trained_model
     from topoprune.models import create_model
 
-    trained: dict[int, Any] = {}
-    for index, folder in folders.items():
-        model, input_size = trained_model(folder)
-        trained[index] = None if rows[index]["method"] == DENSE else model
+    trained = {  # a dense run is timed as the dense model: no need to rebuild it
+        index: None if rows[index]["method"] == DENSE else trained_model(folder)[0]
+        for index, folder in folders.items()
+    }
     summary = json.loads((next(iter(folders.values())) / "summary.json").read_text())
     widths = None if config.widths is None else list(config.widths)
     dense = create_model(config.model, **{**summary["model_kwargs"], "widths": widths})
+    input_size = tuple(summary["input_size"])
     timed = time_side_by_side(dense, trained, input_size, config.latency_batch)
     for index, result in timed.items():
         rows[index].update(_latencies(result.latency_ms))

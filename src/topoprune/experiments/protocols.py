@@ -474,9 +474,14 @@ def run_pruned(
     if measure_speed:
         measure_latencies([run], latency_batch, widths)
     if out_dir is not None:
-        write_json(Path(out_dir) / "report.json", run.to_dict())
-        write_text(Path(out_dir) / "report.md", markdown_report([run]))
+        write_run_report(Path(out_dir), run)
     return run
+
+
+def write_run_report(out_dir: Path, run: PrunedRun) -> None:
+    """``OUT/report.json`` and ``OUT/report.md`` of one run."""
+    write_json(out_dir / "report.json", run.to_dict())
+    write_text(out_dir / "report.md", markdown_report([run]))
 
 
 def measure_latencies(
