@@ -31,6 +31,7 @@ True
 from __future__ import annotations
 
 import operator
+from collections import Counter
 
 import torch
 import torch.nn.functional as F
@@ -131,16 +132,21 @@ def _module(graph: fx.GraphModule, node: fx.Node) -> nn.Module | None:
     return graph.get_submodule(node.target) if node.op == "call_module" else None
 
 
-def _is_conv(graph: fx.GraphModule, node: fx.Node) -> bool:
-    """A conv form called once in the graph (folding or fusing changes every call of it) and
-    without hooks (a fused conv runs its conv's methods, not its hooks)."""
-    module = _module(graph, node)
-    if module is None or module._forward_hooks or module._forward_pre_hooks:
-        return False
-    calls = sum(
-        other.op == "call_module" and other.target == node.target for other in graph.graph.nodes
-    )
-    return calls == 1 and (isinstance(module, nn.Conv2d) or hasattr(module, "scale_outputs"))
+def _lone_convs(graph: fx.GraphModule) -> list[fx.Node]:
+    """The calls of conv forms that may be folded or fused: each module called once in the graph
+    (folding or fusing changes every call of it) and without hooks (a fused conv runs its conv's
+    methods, not its hooks); in graph order, so that the rewrite is the same on every run."""
+    calls = Counter(node.target for node in graph.graph.nodes if node.op == "call_module")
+    convs = []
+    for node in graph.graph.nodes:
+        module = _module(graph, node)
+        if module is None or module._forward_hooks or module._forward_pre_hooks:
+            continue
+        if calls[node.target] == 1 and (
+            isinstance(module, nn.Conv2d) or hasattr(module, "scale_outputs")
+        ):
+            convs.append(node)
+    return convs
 
 
 def _only_reader(node: fx.Node) -> fx.Node | None:
@@ -179,9 +185,9 @@ def _foldable(norm: nn.Module | None) -> bool:
 def fold_batch_norms(graph: fx.GraphModule) -> int:
     """Fold every ``conv → BatchNorm2d`` pair of ``graph`` in place; returns how many."""
     folded = 0
-    for node in list(graph.graph.nodes):
+    for node in _lone_convs(graph):
         reader = _only_reader(node)
-        if not _is_conv(graph, node) or reader is None or not _foldable(_module(graph, reader)):
+        if reader is None or not _foldable(_module(graph, reader)):
             continue
         _set_module(
             graph, node.target, _fold_batch_norm(_module(graph, node), _module(graph, reader))
@@ -217,8 +223,8 @@ def fuse_epilogues(graph: fx.GraphModule) -> int:
     """Turn each ``conv → [+ residual] → [ReLU]`` chain of ``graph`` into one ``FusedConv2d``
     call, in place; returns how many convs took an epilogue."""
     fused = 0
-    for node in list(graph.graph.nodes):
-        if not _is_conv(graph, node) or len(node.args) != 1 or node.kwargs:
+    for node in _lone_convs(graph):
+        if len(node.args) != 1 or node.kwargs:
             continue
         chain, residual, clamp = [node], None, NO_CLAMP
         reader = _only_reader(node)
