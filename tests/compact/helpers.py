@@ -1,11 +1,39 @@
-"""Block masks and masked convs for the realize tests."""
+"""Block masks, masked convs, the native kernels' availability and thread counts for the
+compact tests."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from topoprune.compact import slice_kernel
 from topoprune.pruning.blocks import block_mask
+
+needs_slice_kernel = pytest.mark.skipif(
+    not slice_kernel.slice_kernel_available(),
+    reason="no C++ compiler here: the native slice kernel cannot build",
+)
+
+
+def no_slice_library():
+    """Patch the loader so the native slice kernel looks unavailable (as without a compiler)."""
+    return mock.patch.object(slice_kernel, "load_slice_kernel", lambda: None)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with torch (and so the native kernels) on ``count`` threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def circulant(n: int, k: int) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 import math
 import warnings
-from unittest import mock
 
 import pytest
 import torch
@@ -19,18 +18,10 @@ from topoprune.compact.sparse_conv import SliceSparseConv2d, csr_from_support
 from topoprune.errors import TopopruneError
 from topoprune.measure import count
 
+from .helpers import needs_slice_kernel, no_slice_library, torch_threads
+
 CLOSE = {"rtol": 1e-4, "atol": 1e-5}
 INF = math.inf
-
-needs_kernel = pytest.mark.skipif(
-    not slice_kernel.slice_kernel_available(),
-    reason="no C++ compiler here: the native slice kernel cannot build",
-)
-
-
-def no_library():
-    """Patch the loader so the native kernel looks unavailable (as without a compiler)."""
-    return mock.patch.object(slice_kernel, "load_slice_kernel", lambda: None)
 
 
 @st.composite
@@ -100,7 +91,7 @@ def test_fused_epilogue_equals_conv_plus_residual_then_relu(case, relu, with_res
         torch.testing.assert_close(sparse(x, residual), expected, **CLOSE)
 
 
-@needs_kernel
+@needs_slice_kernel
 @settings(max_examples=30, deadline=None)
 @given(case=conv_cases(), relu=st.booleans())
 def test_native_path_equals_torch_fallback(case, relu):
@@ -111,10 +102,38 @@ def test_native_path_equals_torch_fallback(case, relu):
         residual = torch.randn_like(conv(x))
         assert sparse.direct_supported(x, residual)
         native = sparse(x, residual)
-        with no_library():
+        with no_slice_library():
             assert not sparse.direct_supported(x, residual)
             fallback = sparse(x, residual)
     torch.testing.assert_close(native, fallback, **CLOSE)
+
+
+def csr_problem(draw, generator, support, x, geometry, mode, tile):
+    """The kernel's arguments and options for ``support`` (C_out, C_in) on ``x`` with
+    ``geometry`` = (kernel_size, padding, dilation), random weights, bias, residual and clamp,
+    the dense masked conv's result, and a thread count."""
+    kernel_size, padding, dilation = geometry
+    out_channels, in_channels = support.shape
+    row_ptr, col, row = csr_from_support(support)
+    weight = torch.randn(col.numel(), *kernel_size, generator=generator)
+    bias = torch.randn(out_channels, generator=generator) if draw(st.booleans()) else None
+    dense = torch.zeros(out_channels, in_channels, *kernel_size).index_put((row, col), weight)
+    reference = F.conv2d(x, dense, bias, padding=padding, dilation=dilation)
+    residual = torch.randn_like(reference) if draw(st.booleans()) else None
+    clamp = draw(st.sampled_from([(-INF, INF), RELU, RELU6, (-0.5, 0.5)]))
+    expected = apply_epilogue(reference, residual, clamp)
+    arguments = (x, weight, row_ptr, col, bias, padding, dilation)
+    options = {"residual": residual, "clamp": clamp, "mode": mode, "tile": tile}
+    return arguments, options, expected, draw(st.integers(1, 3))
+
+
+def check_problem(problem) -> None:
+    """The kernel on ``problem`` (see ``csr_problem``) at its thread count equals the dense
+    masked conv."""
+    arguments, options, expected, threads = problem
+    with torch_threads(threads):
+        result = slice_kernel.slice_conv2d(*arguments, **options)
+    torch.testing.assert_close(result, expected, **CLOSE)
 
 
 @st.composite
@@ -131,14 +150,6 @@ def kernel_problems(draw):
     min_width = max(1, dilation[1] * (kernel_size[1] - 1) + 1 - 2 * padding[1])
     height, width = draw(st.integers(min_height, 11)), draw(st.integers(min_width, 19))
     x = torch.randn(draw(st.integers(1, 20)), in_channels, height, width, generator=generator)
-    row_ptr, col, row = csr_from_support(support)
-    weight = torch.randn(col.numel(), *kernel_size, generator=generator)
-    bias = torch.randn(out_channels, generator=generator) if draw(st.booleans()) else None
-    dense = torch.zeros(out_channels, in_channels, *kernel_size).index_put((row, col), weight)
-    reference = F.conv2d(x, dense, bias, padding=padding, dilation=dilation)
-    residual = torch.randn_like(reference) if draw(st.booleans()) else None
-    clamp = draw(st.sampled_from([(-INF, INF), RELU, RELU6, (-0.5, 0.5)]))
-    expected = apply_epilogue(reference, residual, clamp)
     mode = draw(st.sampled_from(["auto", "planar", "batched", "batched_general"]))
     if mode == "planar":
         tile = (1, draw(st.integers(0, 8)))
@@ -146,23 +157,14 @@ def kernel_problems(draw):
         tile = (0, 0)
     else:
         tile = draw(st.sampled_from([(0, 0), *slice_kernel.BATCHED_TILES]))
-    arguments = (x, weight, row_ptr, col, bias, padding, dilation)
-    options = {"residual": residual, "clamp": clamp, "mode": mode, "tile": tile}
-    return arguments, options, expected, draw(st.integers(1, 3))
+    return csr_problem(draw, generator, support, x, (kernel_size, padding, dilation), mode, tile)
 
 
-@needs_kernel
+@needs_slice_kernel
 @settings(max_examples=120, deadline=None)
 @given(problem=kernel_problems())
 def test_kernel_equals_dense_conv_in_every_form_tile_and_thread_count(problem):
-    arguments, options, expected, threads = problem
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        result = slice_kernel.slice_conv2d(*arguments, **options)
-    finally:
-        torch.set_num_threads(previous)
-    torch.testing.assert_close(result, expected, **CLOSE)
+    check_problem(problem)
 
 
 @st.composite
@@ -234,34 +236,17 @@ def new_form_problems(draw):
         height, width = draw(st.sampled_from(sizes))
         tile = (0, 0)
     x = torch.randn(draw(st.integers(1, 20)), in_channels, height, width, generator=generator)
-    row_ptr, col, row = csr_from_support(support)
-    weight = torch.randn(col.numel(), *kernel_size, generator=generator)
-    bias = torch.randn(out_channels, generator=generator) if draw(st.booleans()) else None
-    dense = torch.zeros(out_channels, in_channels, *kernel_size).index_put((row, col), weight)
-    reference = F.conv2d(x, dense, bias, padding=padding, dilation=dilation)
-    residual = torch.randn_like(reference) if draw(st.booleans()) else None
-    clamp = draw(st.sampled_from([(-INF, INF), RELU, RELU6, (-0.5, 0.5)]))
-    expected = apply_epilogue(reference, residual, clamp)
-    arguments = (x, weight, row_ptr, col, bias, padding, dilation)
-    options = {"residual": residual, "clamp": clamp, "mode": mode, "tile": tile}
-    return arguments, options, expected, draw(st.integers(1, 3))
+    return csr_problem(draw, generator, support, x, (kernel_size, padding, dilation), mode, tile)
 
 
-@needs_kernel
+@needs_slice_kernel
 @settings(max_examples=200, deadline=None)
 @given(problem=new_form_problems())
 def test_rows_tiny_and_flat_forms_equal_dense_conv(problem):
-    arguments, options, expected, threads = problem
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        result = slice_kernel.slice_conv2d(*arguments, **options)
-    finally:
-        torch.set_num_threads(previous)
-    torch.testing.assert_close(result, expected, **CLOSE)
+    check_problem(problem)
 
 
-@needs_kernel
+@needs_slice_kernel
 @pytest.mark.parametrize(
     ("channels", "size", "batch"),
     [(128, 16, 1), (64, 32, 1), (256, 8, 1), (512, 4, 1), (512, 2, 1), (32, 16, 20), (64, 8, 3)],
@@ -290,7 +275,7 @@ def test_auto_on_block_masks_equals_dense_conv(channels, size, batch):
     torch.testing.assert_close(result, torch.relu(reference + residual), rtol=1e-4, atol=1e-4)
 
 
-@needs_kernel
+@needs_slice_kernel
 def test_new_forms_refuse_what_they_cannot_compute():
     row_ptr, col = torch.tensor([0, 1, 2]), torch.tensor([0, 2])
     with pytest.raises(RuntimeError, match="status 1"):
@@ -315,7 +300,7 @@ def test_new_forms_refuse_what_they_cannot_compute():
         )  # fmt: skip
 
 
-@needs_kernel
+@needs_slice_kernel
 @pytest.mark.parametrize("mode", ["planar", "batched", "batched_general", "rows", "flat"])
 def test_large_problems_split_over_threads_exactly(mode):
     generator = torch.Generator().manual_seed(7)
@@ -324,16 +309,12 @@ def test_large_problems_split_over_threads_exactly(mode):
     weight = torch.randn(col.numel(), 3, 3, generator=generator)
     x = torch.randn(21, 40, 12, 12, generator=generator)  # ~16M multiply-adds: threads start
     dense = torch.zeros(48, 40, 3, 3).index_put((row, col), weight)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
+    with torch_threads(3):
         result = slice_kernel.slice_conv2d(x, weight, row_ptr, col, None, (1, 1), (1, 1), mode=mode)
-    finally:
-        torch.set_num_threads(previous)
     torch.testing.assert_close(result, F.conv2d(x, dense, padding=1), rtol=1e-4, atol=1e-4)
 
 
-@needs_kernel
+@needs_slice_kernel
 def test_kernel_refuses_an_unknown_tile():
     x, weight = torch.randn(2, 3, 5, 5), torch.randn(2, 3, 3)
     row_ptr, col = torch.tensor([0, 1, 2]), torch.tensor([0, 2])
@@ -347,7 +328,7 @@ def test_kernel_refuses_an_unknown_tile():
         )
 
 
-@needs_kernel
+@needs_slice_kernel
 def test_kernel_on_an_empty_batch_and_a_layer_with_no_kept_slices():
     row_ptr, col = torch.tensor([0, 1, 2]), torch.tensor([0, 2])
     out = slice_kernel.slice_conv2d(
@@ -394,7 +375,7 @@ def test_without_the_library_the_layer_runs_torch_and_the_call_says_not_availabl
     conv = slice_masked_conv(torch.rand(6, 5) < 0.4, kernel_size=3, padding=1)
     sparse = SliceSparseConv2d.from_masked(conv)
     x = torch.randn(2, 5, 6, 6)
-    with no_library(), torch.no_grad():
+    with no_slice_library(), torch.no_grad():
         assert not slice_kernel.slice_kernel_available()
         torch.testing.assert_close(sparse(x), conv(x), **CLOSE)
         with pytest.raises(RuntimeError, match="not available"):

@@ -1,7 +1,5 @@
 """SparseLinear: exact masked-linear outputs and gradients, native kernel and torch fallback."""
 
-from unittest import mock
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -14,17 +12,9 @@ from topoprune.compact.sparse_linear import SparseLinear
 from topoprune.errors import TopopruneError
 from topoprune.measure import count
 
+from .helpers import needs_slice_kernel, no_slice_library, torch_threads
+
 CLOSE = {"rtol": 1e-4, "atol": 1e-5}
-
-needs_kernel = pytest.mark.skipif(
-    not slice_kernel.slice_kernel_available(),
-    reason="no C++ compiler here: the native slice kernel cannot build",
-)
-
-
-def no_library():
-    """Patch the loader so the native kernel looks unavailable (as without a compiler)."""
-    return mock.patch.object(slice_kernel, "load_slice_kernel", lambda: None)
 
 
 @st.composite
@@ -57,7 +47,7 @@ def test_forward_equals_masked_linear(case, relu):
         torch.testing.assert_close(sparse(x), expected, **CLOSE)
 
 
-@needs_kernel
+@needs_slice_kernel
 @settings(max_examples=40, deadline=None)
 @given(case=linear_cases(), relu=st.booleans())
 def test_native_path_equals_torch_fallback(case, relu):
@@ -67,25 +57,21 @@ def test_native_path_equals_torch_fallback(case, relu):
     with torch.no_grad():
         assert sparse.native_supported(x)
         native = sparse(x)
-        with no_library():
+        with no_slice_library():
             assert not sparse.native_supported(x)
             fallback = sparse(x)
     torch.testing.assert_close(native, fallback, **CLOSE)
 
 
-@needs_kernel
+@needs_slice_kernel
 def test_large_products_split_over_threads_exactly():
     mask = (torch.rand(256, 512, generator=torch.Generator().manual_seed(0)) < 0.5).float()
     linear = prune.custom_from_mask(nn.Linear(512, 256), "weight", mask)
     sparse = SparseLinear.from_masked(linear)
     x = torch.randn(70, 512)  # 70 rows x 65k kept weights: past the threading threshold
-    previous = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
+    with torch_threads(3):
         with torch.no_grad():
             torch.testing.assert_close(sparse(x), linear(x), rtol=1e-4, atol=1e-4)
-    finally:
-        torch.set_num_threads(previous)
 
 
 @settings(max_examples=30, deadline=None)
@@ -117,7 +103,7 @@ def test_without_the_library_the_layer_runs_torch():
     linear = prune.random_unstructured(nn.Linear(30, 12), "weight", 0.9)
     sparse = SparseLinear.from_masked(linear)
     x = torch.randn(5, 30)
-    with no_library(), torch.no_grad():
+    with no_slice_library(), torch.no_grad():
         assert not slice_kernel.slice_kernel_available()
         torch.testing.assert_close(sparse(x), linear(x), **CLOSE)
 
