@@ -40,16 +40,11 @@ from torch.nn.modules.utils import _pair
 from topoprune.compact import kernel
 from topoprune.compact.epilogue import NO_CLAMP, Clamp, apply_epilogue
 from topoprune.compact.masked import StandsForMaskedConv, is_masked_conv, masked_weight
+from topoprune.compact.native_call import can_run_natively
 from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.errors import TopopruneError
 
 Impl = Literal["grouped", "direct"]
-
-
-def _exporting() -> bool:
-    """Whether torch is tracing, compiling or exporting the model: the ctypes kernel cannot be
-    recorded, so the torch ops of the ``"grouped"`` form are used instead."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 class CompactConv2d(StandsForMaskedConv, nn.Module):
@@ -193,16 +188,9 @@ class CompactConv2d(StandsForMaskedConv, nn.Module):
 
     def direct_supported(self, x: torch.Tensor) -> bool:
         """Whether the native kernel can compute this layer on ``x`` (no autograd needed)."""
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad or any(p.requires_grad for p in self.parameters())
-        )
         return (
-            not needs_grad
-            and not _exporting()
+            can_run_natively(self, x)
             and x.dim() == 4
-            and x.dtype == torch.float32
-            and x.device.type == "cpu"
-            and self.weight.dtype == torch.float32
             and self.stride == (1, 1)
             and not isinstance(self.padding, str)
             and self.weight.shape[1] % self.tile[0] == 0

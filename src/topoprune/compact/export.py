@@ -10,9 +10,8 @@ What is exported is a copy of the model in eval mode, as it computes:
   so a masked model exports as plain layers with zeros where the mask removed weights;
 - modules with a native path (``CompactConv2d``'s ``"direct"`` kernel, loaded with ctypes, which
   no exporter can record) are exported through their torch ops: such a module checks whether it
-  is being exported (``torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or
-  torch.compiler.is_compiling()``, all three True during this export) and then runs its pure-torch
-  form, which computes the same outputs. ``CompactConv2d`` copies are also switched to
+  is being exported (:func:`topoprune.compact.native_call.can_run_natively`) and then runs its
+  pure-torch form, which computes the same outputs. ``CompactConv2d`` copies are also switched to
   ``impl="grouped"`` before the export. Any other module with a native path must follow the same
   rule; the onnxruntime check catches one that does not.
 

@@ -38,9 +38,9 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 
 from topoprune.compact import slice_kernel
-from topoprune.compact.compact_conv import _exporting
 from topoprune.compact.epilogue import NO_CLAMP, RELU, Clamp, apply_epilogue
 from topoprune.compact.masked import StandsForMaskedConv, is_masked_conv, masked_weight
+from topoprune.compact.native_call import can_run_natively
 from topoprune.errors import TopopruneError
 
 Activation = Literal["relu"] | None
@@ -224,24 +224,11 @@ class SliceSparseConv2d(StandsForMaskedConv, nn.Module):
     def direct_supported(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> bool:
         """Whether the native kernel can compute this layer on ``x`` (and ``residual``) with no
         autograd needed."""
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad
-            or any(p.requires_grad for p in self.parameters())
-            or (residual is not None and residual.requires_grad)
-        )
         return (
-            not needs_grad
-            and not _exporting()
+            can_run_natively(self, x, residual)
             and x.dim() == 4
-            and x.dtype == torch.float32
-            and x.device.type == "cpu"
-            and self.weight.dtype == torch.float32
             and self.stride == (1, 1)
             and not isinstance(self.padding, str)
-            and (
-                residual is None
-                or (residual.dtype == torch.float32 and residual.device.type == "cpu")
-            )
             and slice_kernel.slice_kernel_available()
         )
 

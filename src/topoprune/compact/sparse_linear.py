@@ -34,8 +34,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 from topoprune.compact import slice_kernel
-from topoprune.compact.compact_conv import _exporting
 from topoprune.compact.epilogue import apply_epilogue
+from topoprune.compact.native_call import can_run_natively
 from topoprune.compact.sparse_conv import ACTIVATIONS, Activation, csr_from_support, csr_rows
 from topoprune.errors import TopopruneError
 
@@ -161,20 +161,11 @@ class SparseLinear(nn.Module):
 
     def native_supported(self, x: torch.Tensor) -> bool:
         """Whether the native kernel can compute this layer on ``x`` with no autograd needed."""
-        needs_grad = torch.is_grad_enabled() and (
-            x.requires_grad
-            or self.weight.requires_grad
-            or (self.bias is not None and self.bias.requires_grad)
-        )
         return (
-            not needs_grad
-            and x.dtype == torch.float32
-            and x.device.type == "cpu"
+            can_run_natively(self, x)
             and x.dim() >= 1
             and x.shape[-1] == self.in_features
-            and self.weight.dtype == torch.float32
             and slice_kernel.slice_kernel_available()
-            and not _exporting()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
