@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from topoprune.pruning.baselines import like_kept, match_like
+from topoprune.pruning.baselines import match_like
 from topoprune.pruning.layers import PrunableLayer
 from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 from topoprune.pruning.saliency import (
@@ -50,11 +50,10 @@ from topoprune.pruning.saliency import (
     balanced_batches,
     check_like,
     device_of,
-    kept_count,
+    layers_and_kept,
     positive,
     scoring_copy,
     select,
-    units,
 )
 
 TEMPERATURE = 200.0
@@ -149,14 +148,7 @@ def grasp(
     batches = balanced_batches(
         context.data, options.batches, options.samples_per_class, context.seed, "grasp"
     )
-    if options.like is None:
-        layers = context.layers
-        kept: int | dict[str, int] = kept_count(
-            sum(units(layer.module.weight.shape, options.granularity) for layer in layers),
-            sparsity,
-        )
-    else:
-        layers, kept = like_kept(model, sparsity, options, context)
+    layers, kept = layers_and_kept(model, sparsity, options, context)
     scores = grasp_scores(model, layers, batches, options.temperature)
     # keeping the highest −S removes the highest S; ties keep the earlier unit either way
     masks = select({name: -score for name, score in scores.items()}, kept, options.granularity)

@@ -29,8 +29,9 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from topoprune.errors import TopopruneError
-from topoprune.pruning.baselines import GRANULARITIES
-from topoprune.pruning.registry import check_options, get_method, option
+from topoprune.pruning.baselines import GRANULARITIES, like_kept
+from topoprune.pruning.layers import PrunableLayer
+from topoprune.pruning.registry import PruneContext, check_options, get_method, option
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -85,6 +86,19 @@ def unit_mask(kept: torch.Tensor, weight_shape: Sequence[int], granularity: str)
 def kept_count(total: int, sparsity: float) -> int:
     """Units kept out of ``total`` at ``sparsity``: ``round((1 − sparsity) · total)``."""
     return round((1.0 - sparsity) * total)
+
+
+def layers_and_kept(
+    model: nn.Module, sparsity: float, options: Any, context: PruneContext
+) -> tuple[list[PrunableLayer], int | dict[str, int]]:
+    """The layers to score and how many units to keep: one global count over the context's
+    layers, or, with ``options.like``, that method's layers and kept units per layer
+    (:func:`topoprune.pruning.baselines.like_kept`)."""
+    if options.like is not None:
+        return like_kept(model, sparsity, options, context)
+    layers = context.layers
+    total = sum(units(layer.module.weight.shape, options.granularity) for layer in layers)
+    return layers, kept_count(total, sparsity)
 
 
 def _top(scores: torch.Tensor, count: int) -> torch.Tensor:

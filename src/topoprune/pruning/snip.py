@@ -32,19 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from topoprune.pruning.baselines import like_kept, match_like
+from topoprune.pruning.baselines import match_like
 from topoprune.pruning.layers import PrunableLayer
 from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 from topoprune.pruning.saliency import (
     ScoreOptions,
     check_like,
     device_of,
-    kept_count,
+    layers_and_kept,
     positive,
     scoring_copy,
     select,
     training_batches,
-    units,
 )
 
 
@@ -100,14 +99,7 @@ def _check(sparsity: float, options: SnipOptions) -> None:
 def snip(model: nn.Module, sparsity: float, options: SnipOptions, context: PruneContext) -> Pruning:
     """SNIP (Lee et al., ICLR 2019): keep the largest |gradient x weight| on a training batch."""
     batches = training_batches(context.data, options.batches, options.samples, context.seed, "snip")
-    if options.like is None:
-        layers = context.layers
-        kept: int | dict[str, int] = kept_count(
-            sum(units(layer.module.weight.shape, options.granularity) for layer in layers),
-            sparsity,
-        )
-    else:
-        layers, kept = like_kept(model, sparsity, options, context)
+    layers, kept = layers_and_kept(model, sparsity, options, context)
     scores = snip_scores(model, layers, batches)
     masks = select(scores, kept, options.granularity)
     return Pruning(masks=masks, metrics={"samples": sum(len(y) for _, y in batches)})

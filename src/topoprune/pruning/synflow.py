@@ -43,14 +43,14 @@ import torch
 from torch import nn
 
 from topoprune.errors import TopopruneError
-from topoprune.pruning.baselines import kept_units, like_kept, match_like
+from topoprune.pruning.baselines import kept_units, match_like
 from topoprune.pruning.layers import PrunableLayer
 from topoprune.pruning.registry import PruneContext, Pruning, option, register_method
 from topoprune.pruning.saliency import (
     ScoreOptions,
     check_like,
     device_of,
-    kept_count,
+    layers_and_kept,
     positive,
     scoring_copy,
     select,
@@ -192,14 +192,7 @@ def synflow(
 ) -> Pruning:
     """SynFlow (Tanaka et al., NeurIPS 2020): data-free and iterative, keep the largest flow."""
     input_size = _input_size(context)
-    if options.like is None:
-        layers = context.layers
-        kept: int | dict[str, int] = kept_count(
-            sum(units(layer.module.weight.shape, options.granularity) for layer in layers),
-            sparsity,
-        )
-    else:
-        layers, kept = like_kept(model, sparsity, options, context)
+    layers, kept = layers_and_kept(model, sparsity, options, context)
     masks, history = synflow_masks(
         model, layers, input_size, kept, options.iterations, options.granularity
     )
