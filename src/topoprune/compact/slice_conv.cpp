@@ -1148,23 +1148,14 @@ void flat_worker(const Problem& p, const Flat& g, int64_t splits, int64_t items,
 // Multiply-adds below which another thread is not worth starting (tens of microseconds).
 constexpr int64_t kWorkPerThread = int64_t(1) << 21;
 
-// Runs worker(splits, items, next) on up to `threads` threads (this one included; fewer for
-// small work), sharing the item counter `next` so that a thread that falls behind (other load on
-// its core) simply takes fewer items. Output channels are cut into `splits` shares per unit
-// (image group and band, or image), enough for about four items per thread.
-template <class Worker>
-int parallel(int64_t units, int64_t threads, const Problem& p, Worker worker) {
-  const int64_t work = p.row_ptr[p.out_channels] * p.taps * p.out_height * p.out_width * p.batch;
-  threads = std::max<int64_t>(1, std::min(threads, work / kWorkPerThread));
-  const int64_t splits =
-      std::max<int64_t>(1, std::min(p.out_channels, (4 * threads + units - 1) / units));
-  const int64_t items = units * splits;
-  const int64_t used = std::max<int64_t>(1, std::min(threads, items));
-  std::atomic<int64_t> next{0};
+// Runs body() on `used` threads (this one included). Returns 0, or 2 when a thread could not be
+// started or a body threw (a buffer it could not allocate).
+template <class Body>
+int run_on_threads(int64_t used, Body body) {
   std::atomic<int> status{0};
   auto run = [&]() {
     try {
-      worker(splits, items, next);
+      body();
     } catch (...) {
       status = 2;
     }
@@ -1178,6 +1169,22 @@ int parallel(int64_t units, int64_t threads, const Problem& p, Worker worker) {
   run();
   for (auto& th : pool) th.join();
   return status;
+}
+
+// Runs worker(splits, items, next) on up to `threads` threads (this one included; fewer for
+// small work), sharing the item counter `next` so that a thread that falls behind (other load on
+// its core) simply takes fewer items. Output channels are cut into `splits` shares per unit
+// (image group and band, or image), enough for about four items per thread.
+template <class Worker>
+int parallel(int64_t units, int64_t threads, const Problem& p, Worker worker) {
+  const int64_t work = p.row_ptr[p.out_channels] * p.taps * p.out_height * p.out_width * p.batch;
+  threads = std::max<int64_t>(1, std::min(threads, work / kWorkPerThread));
+  const int64_t splits =
+      std::max<int64_t>(1, std::min(p.out_channels, (4 * threads + units - 1) / units));
+  const int64_t items = units * splits;
+  const int64_t used = std::max<int64_t>(1, std::min(threads, items));
+  std::atomic<int64_t> next{0};
+  return run_on_threads(used, [&]() { worker(splits, items, next); });
 }
 
 // The form `auto` takes: the one whose lane use (the fraction of vector lanes that compute kept
@@ -1425,27 +1432,13 @@ extern "C" int topoprune_sparse_linear(const float* x, int64_t batch, int64_t in
   const int64_t used = std::max<int64_t>(
       1, std::min<int64_t>({int64_t(threads), units, work / (int64_t(1) << 22)}));
   std::atomic<int64_t> next{0};
-  std::atomic<int> status{0};
-  auto run = [&]() {
-    try {
-      Buffer xt(grouped ? in_features * kLanes : 0);
-      for (int64_t unit; (unit = next++) < units;) {
-        if (grouped)
-          linear_group(p, unit * kLanes, std::min(kLanes, batch - unit * kLanes), xt.get());
-        else
-          linear_row(p, unit);
-      }
-    } catch (...) {
-      status = 2;
+  return run_on_threads(used, [&]() {
+    Buffer xt(grouped ? in_features * kLanes : 0);
+    for (int64_t unit; (unit = next++) < units;) {
+      if (grouped)
+        linear_group(p, unit * kLanes, std::min(kLanes, batch - unit * kLanes), xt.get());
+      else
+        linear_row(p, unit);
     }
-  };
-  std::vector<std::thread> pool;
-  try {
-    for (int64_t t = 1; t < used; ++t) pool.emplace_back(run);
-  } catch (...) {
-    status = 2;
-  }
-  run();
-  for (auto& th : pool) th.join();
-  return status;
+  });
 }
