@@ -56,12 +56,12 @@ from topoprune.compact import kernel
 from topoprune.compact.choice_cache import ChoiceCache, choice_key, default_path
 from topoprune.compact.compact_conv import CompactConv2d
 from topoprune.compact.fuse import fuse_for_inference
-from topoprune.compact.masked import copy_model, folded_conv, is_masked_conv
+from topoprune.compact.masked import copy_model, folded_conv, is_compactable, is_masked_conv
 from topoprune.compact.pool import BlockMaxPool2d
 from topoprune.compact.remove_empty import remove_empty_channels
 from topoprune.compact.sparse_conv import SliceSparseConv2d
 from topoprune.compact.sparse_linear import SparseLinear, is_masked_linear
-from topoprune.compact.structure import BlockStructure, find_block_structure
+from topoprune.compact.structure import BlockStructure, find_block_structure, slice_support
 from topoprune.errors import TopopruneError
 from topoprune.measure.running import evaluating
 from topoprune.measure.timing import medians, time_interleaved
@@ -167,17 +167,12 @@ def _capture_inputs(
 
 
 def _structure(conv: nn.Conv2d) -> BlockStructure | None:
-    if conv.groups != 1 or conv.padding_mode != "zeros":
-        return None
-    return find_block_structure(conv.weight_mask)
+    return find_block_structure(conv.weight_mask) if is_compactable(conv) else None
 
 
 def _whole_slices(conv: nn.Conv2d) -> bool:
     """Whether every (out, in) kernel slice of the conv's mask is kept whole or removed whole."""
-    kept = (conv.weight_mask.detach() != 0).flatten(2)
-    return (
-        conv.groups == 1 and conv.padding_mode == "zeros" and torch.equal(kept.any(2), kept.all(2))
-    )
+    return is_compactable(conv) and slice_support(conv.weight_mask) is not None
 
 
 def _candidates(

@@ -39,7 +39,7 @@ from torch.nn.modules.utils import _pair
 
 from topoprune.compact import kernel
 from topoprune.compact.epilogue import NO_CLAMP, Clamp, apply_epilogue
-from topoprune.compact.masked import StandsForMaskedConv, is_masked_conv, masked_weight
+from topoprune.compact.masked import StandsForMaskedConv, masked_weight, require_compactable
 from topoprune.compact.native_call import can_run_natively
 from topoprune.compact.structure import BlockStructure, find_block_structure
 from topoprune.errors import TopopruneError
@@ -116,16 +116,7 @@ class CompactConv2d(StandsForMaskedConv, nn.Module):
         Raises TopopruneError when ``conv`` has no weight mask, is grouped or not zero-padded, or
         its mask has no block structure (``find_block_structure`` returns None).
         """
-        if not is_masked_conv(conv):
-            raise TopopruneError(
-                "CompactConv2d.from_masked needs an nn.Conv2d pruned with torch.nn.utils.prune "
-                "(weight_orig + weight_mask); apply a mask first"
-            )
-        if conv.groups != 1 or conv.padding_mode != "zeros":
-            raise TopopruneError(
-                "CompactConv2d supports convs with groups=1 and padding_mode='zeros'; "
-                "keep this conv dense"
-            )
+        require_compactable(conv, "CompactConv2d")
         structure = find_block_structure(conv.weight_mask)
         if structure is None:
             raise TopopruneError(

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from topoprune.errors import TopopruneError
+
 
 def is_masked_conv(module: nn.Module) -> bool:
     """Whether ``module`` is an ``nn.Conv2d`` with a pruning mask on its weight."""
@@ -27,6 +29,24 @@ def is_masked_conv(module: nn.Module) -> bool:
         and hasattr(module, "weight_mask")
         and hasattr(module, "weight_orig")
     )
+
+
+def is_compactable(conv: nn.Conv2d) -> bool:
+    """Whether compact forms can stand for this conv: ungrouped, zero-padded."""
+    return conv.groups == 1 and conv.padding_mode == "zeros"
+
+
+def require_compactable(conv: nn.Module, form: str) -> None:
+    """TopopruneError unless ``conv`` is a masked, compactable ``nn.Conv2d`` (for ``form``)."""
+    if not is_masked_conv(conv):
+        raise TopopruneError(
+            f"{form}.from_masked needs an nn.Conv2d pruned with torch.nn.utils.prune "
+            "(weight_orig + weight_mask); apply a mask first"
+        )
+    if not is_compactable(conv):
+        raise TopopruneError(
+            f"{form} supports convs with groups=1 and padding_mode='zeros'; keep this conv dense"
+        )
 
 
 def masked_weight(conv: nn.Conv2d) -> torch.Tensor:

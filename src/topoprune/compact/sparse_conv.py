@@ -39,8 +39,9 @@ from torch.nn.modules.utils import _pair
 
 from topoprune.compact import slice_kernel
 from topoprune.compact.epilogue import NO_CLAMP, RELU, Clamp, apply_epilogue
-from topoprune.compact.masked import StandsForMaskedConv, is_masked_conv, masked_weight
+from topoprune.compact.masked import StandsForMaskedConv, masked_weight, require_compactable
 from topoprune.compact.native_call import can_run_natively
+from topoprune.compact.structure import slice_support
 from topoprune.errors import TopopruneError
 
 Activation = Literal["relu"] | None
@@ -145,20 +146,9 @@ class SliceSparseConv2d(StandsForMaskedConv, nn.Module):
         Raises TopopruneError when ``conv`` has no weight mask, is grouped or not zero-padded, or
         its mask keeps part of some kernel slice (element-wise masks: keep those dense).
         """
-        if not is_masked_conv(conv):
-            raise TopopruneError(
-                "SliceSparseConv2d.from_masked needs an nn.Conv2d pruned with "
-                "torch.nn.utils.prune (weight_orig + weight_mask); apply a mask first"
-            )
-        if conv.groups != 1 or conv.padding_mode != "zeros":
-            raise TopopruneError(
-                "SliceSparseConv2d supports convs with groups=1 and padding_mode='zeros'; "
-                "keep this conv dense"
-            )
-        mask = conv.weight_mask.detach()
-        kept = (mask != 0).flatten(2)
-        support = kept.any(dim=2)
-        if not torch.equal(support, kept.all(dim=2)):
+        require_compactable(conv, "SliceSparseConv2d")
+        support = slice_support(conv.weight_mask)
+        if support is None:
             raise TopopruneError(
                 "this conv's mask keeps part of some kernel slices (an element-wise mask); "
                 "SliceSparseConv2d needs every (out, in) slice kept whole or removed whole"

@@ -91,6 +91,14 @@ def _padded_rows(row_of: np.ndarray, values: np.ndarray, rows: int) -> np.ndarra
     return table
 
 
+def slice_support(mask: torch.Tensor) -> torch.Tensor | None:
+    """(C_out, C_in) bool: the kernel slices a conv weight mask (C_out, C_in, kh, kw) keeps, when
+    every slice is kept whole or removed whole; None for a mask that keeps part of a slice."""
+    kept = (mask.detach() != 0).flatten(2)
+    support = kept.any(dim=2)
+    return support if torch.equal(support, kept.all(dim=2)) else None
+
+
 def find_block_structure(
     mask: torch.Tensor, max_padded_fraction: float = MAX_PADDED_FRACTION
 ) -> BlockStructure | None:
@@ -101,11 +109,10 @@ def find_block_structure(
     mask of all ones, one group reading every channel).
     """
     out_channels, in_channels, kernel_h, kernel_w = mask.shape
-    nonzero = (mask.detach() != 0).reshape(out_channels, in_channels, -1).cpu()
-    support = nonzero.any(dim=2)
-    if not torch.equal(support, nonzero.all(dim=2)):
+    support = slice_support(mask)
+    if support is None:
         return None
-    rows = support.numpy()
+    rows = support.cpu().numpy()
     _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first)] = np.arange(first.size)
