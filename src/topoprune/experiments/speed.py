@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from topoprune.measure import latencies
+from topoprune.measure.masks import is_masked
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -40,7 +41,7 @@ class Timed:
 
 
 def _is_masked(model: nn.Module) -> bool:
-    return any(hasattr(module, "weight_mask") for module in model.modules())
+    return any(is_masked(module) for module in model.modules())
 
 
 def time_side_by_side(
