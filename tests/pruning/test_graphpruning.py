@@ -181,10 +181,26 @@ def test_uniform_scaling_is_the_widest_single_ratio_that_fits():
     graph = layer_graph("lenet5", in_channels=1)
     wide = create_model("lenet5", in_channels=1, widths=graph.widths([wider] * 4))
     assert count(wide, (1, 28, 28)).macs > 0.5 * count(model, (1, 28, 28)).macs
-    with pytest.raises(TopopruneError, match="use match: macs"):
-        from topoprune.pruning import match_sparsity
 
-        match_sparsity(model, "graphpruning", "params", 0.5, input_size=(1, 28, 28))
+
+def test_a_params_budget_counts_params_and_matches_a_true_params_point():
+    from topoprune.pruning import match_sparsity
+
+    model = create_model("lenet5", in_channels=1)
+    dense = count(model, (1, 28, 28))
+    found = match_sparsity(
+        model, "graphpruning", "params", 0.8, {"search": "uniform"}, input_size=(1, 28, 28)
+    )
+    assert found.overrides == {"params": pytest.approx(0.2)}
+    assert 0.8 <= found.achieved < 0.9
+    result = prune(model, "graphpruning", params=0.2, search="uniform", input_size=(1, 28, 28))
+    graph = layer_graph("lenet5", in_channels=1)
+    assert result.metrics["budget_params"] == int(0.2 * dense.params)
+    wider = RATIOS[RATIOS.index(result.metrics["ratios"][0]) + 1]
+    wide = create_model("lenet5", in_channels=1, widths=graph.widths([wider] * 4))
+    assert count(wide, (1, 28, 28)).params > 0.2 * dense.params
+    with pytest.raises(TopopruneError, match="one budget: macs or params"):
+        prune(model, "graphpruning", macs=0.5, params=0.5, input_size=(1, 28, 28))
 
 
 def test_the_cli_searches_then_trains_the_narrower_model(tmp_path):

@@ -5,7 +5,8 @@ the layer graph of ``model``'s architecture, trains a PruningNet on ``data`` (th
 and the heads jointly, a random configuration per batch), searches the keep ratios with the
 chosen search, and returns the best configuration's width list; the runner builds that narrower
 model and trains it from scratch. ``search="uniform"`` skips the PruningNet: one keep ratio for
-every node, the largest that fits (the uniform-scaling baseline).
+every node, the largest that fits (the uniform-scaling baseline). ``params=0.1`` sets the
+budget on the true params instead (a bench's ``match: params``).
 
 Zhang, Yu, Rong and Ou published no code; every choice this module makes is an option, with
 MetaPruning's (Liu et al., ICCV 2019) values where the paper gives none.
@@ -48,6 +49,9 @@ class GraphPruningOptions:
     macs: float | None = option(
         None, "fraction of the dense MACs to keep (0.5 keeps half); default 1 − sparsity"
     )
+    params: float | None = option(
+        None, "fraction of the dense params to keep instead: the budget counts params, not MACs"
+    )
     search: str = option(
         "evolution",
         "evolution (MetaPruning's), rl (actor-critic, AMC style), random (the control) or "
@@ -69,14 +73,19 @@ class GraphPruningOptions:
     recalibration_batches: int = option(10, "training batches that recalibrate BN per candidate")
 
 
-def _keep(sparsity: float, options: GraphPruningOptions) -> float:
-    return options.macs if options.macs is not None else 1.0 - sparsity
+def _budget(sparsity: float, options: GraphPruningOptions) -> tuple[str, float]:
+    """(the count the budget is set on, the fraction of its dense value kept)."""
+    if options.params is not None:
+        return "params", options.params
+    return "macs", options.macs if options.macs is not None else 1.0 - sparsity
 
 
 def _check(sparsity: float, options: GraphPruningOptions) -> None:
-    keep = _keep(sparsity, options)
+    if options.macs is not None and options.params is not None:
+        raise TopopruneError("graphpruning takes one budget: macs or params, not both")
+    kind, keep = _budget(sparsity, options)
     if not 0.0 < keep <= 1.0:
-        raise TopopruneError(f"graphpruning keeps a fraction of the MACs in (0, 1], got {keep}")
+        raise TopopruneError(f"graphpruning keeps a fraction of the {kind} in (0, 1], got {keep}")
     if min(options.population, options.iterations, options.parents) < 1:
         raise TopopruneError("graphpruning needs population, iterations and parents >= 1")
     if options.parents > options.population:
@@ -92,9 +101,7 @@ def _check(sparsity: float, options: GraphPruningOptions) -> None:
 def _match(
     model: nn.Module, kind: str, target: float, checked: CheckedOptions, **where: object
 ) -> tuple[float, dict[str, float]]:
-    if kind != "macs":
-        raise TopopruneError("graphpruning searches under a MACs budget: use match: macs")
-    return target, {"macs": 1.0 - target}
+    return target, {kind: 1.0 - target}
 
 
 def uniform_widths(space: SearchSpace) -> np.ndarray:
@@ -103,7 +110,9 @@ def uniform_widths(space: SearchSpace) -> np.ndarray:
         ratios = np.full(space.nodes, ratio)
         if space.fits(ratios):
             return ratios
-    raise TopopruneError(f"even {RATIOS[0]} of every width exceeds {space.budget:,} MACs")
+    raise TopopruneError(
+        f"even {RATIOS[0]} of every width exceeds {space.budget:,} {space.kind}: raise the budget"
+    )
 
 
 @register_method(
@@ -112,12 +121,12 @@ def uniform_widths(space: SearchSpace) -> np.ndarray:
     options=GraphPruningOptions,
     check=_check,
     match=_match,
-    sets_budget=lambda options: options.macs is not None,
+    sets_budget=lambda options: options.macs is not None or options.params is not None,
 )
 def graphpruning(
     model: nn.Module, sparsity: float, options: GraphPruningOptions, context: PruneContext
 ) -> Pruning:
-    """GCN aggregator + PruningNet + width search under a MACs budget (GraphPruning)."""
+    """GCN aggregator + PruningNet + width search under a MACs (or params) budget."""
     input_size = context.require_input_size("graphpruning")
     config = model.config
     graph = layer_graph(
@@ -126,18 +135,18 @@ def graphpruning(
         in_channels=config["in_channels"],
         widths=config["widths"],
     )
-    dense_macs = count(model, input_size).macs
-    budget = int(_keep(sparsity, options) * dense_macs)
+    kind, keep = _budget(sparsity, options)
+    budget = int(keep * getattr(count(model, input_size), kind))
     folder = context.work_dir
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     metrics: dict[str, object] = {
         "nominal_reduction": None,  # no masks: the true counts of the narrower model say it
-        "budget_macs": budget,
+        f"budget_{kind}": budget,
         "nodes": len(graph.nodes),
     }
     if options.search == "uniform":
-        space = SearchSpace(graph, _unused, budget, input_size)
+        space = SearchSpace(graph, _unused, budget, input_size, kind=kind)
         ratios = uniform_widths(space)
         metrics["ratios"] = ratios.tolist()
         return Pruning(widths=graph.widths(ratios), metrics=metrics)
@@ -162,7 +171,7 @@ def graphpruning(
         batch = options.net_batch_size
         return score(net, ratios, context.data, options.recalibration_batches, batch)
 
-    space = SearchSpace(graph, scorer, budget, input_size, folder)
+    space = SearchSpace(graph, scorer, budget, input_size, folder, kind=kind)
     started = time.perf_counter()
     candidates = options.population * options.iterations
     if options.search == "evolution":

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from topoprune.errors import TopopruneError
 from topoprune.measure import count
+from topoprune.measure.counts import Counts
 from topoprune.models import create_model
 from topoprune.pruning.graphpruning.layer_graph import LayerGraph
 from topoprune.pruning.graphpruning.pruning_net import RATIOS, PruningNet
@@ -55,9 +56,10 @@ class Candidate:
 
 
 class SearchSpace:
-    """The ratios' grid, the MACs budget and the scorer, with a cache of scored candidates.
+    """The ratios' grid, the budget and the scorer, with a cache of scored candidates.
 
-    ``scorer(ratios (n,) tensor) -> (val_loss, val_acc)``; ``budget``: the most MACs allowed.
+    ``scorer(ratios (n,) tensor) -> (val_loss, val_acc)``; ``budget``: the most ``kind``
+    ("macs" or "params", true counts of the narrower model) allowed.
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class SearchSpace:
         input_size: tuple[int, int, int],
         folder: Path | None = None,
         progress: bool = False,
+        kind: str = "macs",
     ) -> None:
         self.graph, self.scorer, self.budget, self.input_size = graph, scorer, budget, input_size
+        self.kind = kind
         self.nodes = len(graph.nodes)
         self.path = None if folder is None else folder / CANDIDATES
         self.cache: dict[tuple[int, ...], Candidate] = {}
@@ -78,21 +82,25 @@ class SearchSpace:
                 if line.strip():
                     candidate = Candidate(**json.loads(line))
                     self.cache[tuple(candidate.widths)] = candidate
-        self._macs: dict[tuple[int, ...], int] = {}
+        self._counts: dict[tuple[int, ...], Counts] = {}
         self.history: list[Candidate] = []  # this search's evaluations, in order
         self.bar = tqdm(desc="search", disable=not progress, leave=False)
 
-    def macs(self, ratios: np.ndarray) -> int:
+    def counts(self, ratios: np.ndarray) -> Counts:
+        """The true counts of the model narrowed to ``ratios`` (n,)."""
         widths = tuple(self.graph.widths(ratios))
-        if widths not in self._macs:
+        if widths not in self._counts:
             model = create_model(
                 self.graph.model_name, **self.graph.model_kwargs, widths=list(widths)
             )
-            self._macs[widths] = count(model, self.input_size).macs
-        return self._macs[widths]
+            self._counts[widths] = count(model, self.input_size)
+        return self._counts[widths]
+
+    def macs(self, ratios: np.ndarray) -> int:
+        return self.counts(ratios).macs
 
     def fits(self, ratios: np.ndarray) -> bool:
-        return self.macs(ratios) <= self.budget
+        return getattr(self.counts(ratios), self.kind) <= self.budget
 
     def evaluate(self, ratios: np.ndarray) -> Candidate:
         """Score ``ratios`` (or read its score from the cache) and record it."""
@@ -117,8 +125,8 @@ class SearchSpace:
             if self.fits(ratios):
                 return ratios
         raise TopopruneError(
-            f"no random configuration fits {self.budget:,} MACs in {MAX_DRAWS} draws: "
-            "raise the MACs budget"
+            f"no random configuration fits {self.budget:,} {self.kind} in {MAX_DRAWS} draws: "
+            "raise the budget"
         )
 
     def best(self) -> Candidate:
