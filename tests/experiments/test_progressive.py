@@ -153,3 +153,15 @@ def test_from_trained_weights_skips_the_dense_phase(tmp_path):
         measure_speed=False,
     )
     assert run.pretrain is None and len(run.stages) == STAGES
+
+
+def test_one_shot_fine_tunes_finetune_total_epochs_when_given():
+    from topoprune.errors import TopopruneError
+    from topoprune.pruning.exp import ExpOptions, exp_stages
+
+    model = create_model("resnet20", in_channels=1)
+    stages = exp_stages(model, 0.7, ExpOptions(one_shot=True, finetune_total=3))
+    assert len(stages.layers) == 1 and len(stages.layers[0]) == STAGES and stages.epochs == 3
+    assert exp_stages(model, 0.7, ExpOptions(one_shot=True)).epochs == STAGES
+    with pytest.raises(TopopruneError, match="applies to one_shot only"):
+        prune(model, "exp", 0.7, finetune_total=3)

@@ -9,6 +9,9 @@ run and writes the results folder:
 - ``runs/<label>_s<sparsity>_seed<seed>/``: each run's own files (checkpoint, logs, report);
 - ``searches/<label>_s<sparsity>/``: a ``search`` method's one search per point (seeded with
   its ``seed`` option, 0 by default), which every seed's run then trains from scratch;
+- ``reach.json``: with ``match: params|macs``, what each method's matched setting achieves at
+  each point; a point it misses by more than ``match_tolerance`` is not run
+  (:mod:`topoprune.experiments.reach`);
 - ``summary.csv``, ``report.md`` and the PNG plots (:mod:`topoprune.experiments.bench_report`).
 
 Methods: ``dense`` (once per seed) and every registered method, each run by its protocol's
@@ -43,11 +46,13 @@ from tqdm import tqdm
 
 from topoprune.errors import TopopruneError
 from topoprune.experiments.bench_config import DENSE, BenchConfig, Job, load_config
+from topoprune.experiments.reach import Reach, find_reach, out_of_reach
 from topoprune.experiments.records import RECORD_FILE
 from topoprune.files import write_json, write_jsonl
 from topoprune.pruning import get_method
 
 CONFIG_FILE = "bench.json"
+REACH_FILE = "reach.json"
 RUNS_FILE = "runs.jsonl"
 RUNS_DIR = "runs"
 SEARCHES_DIR = "searches"
@@ -326,11 +331,15 @@ def run_bench(
     out = Path(out_dir)
     _check_folder(out, config)
     _check_runnable(config)
+    reach = find_reach(config)
     write_json(out / CONFIG_FILE, config.to_dict())
+    write_json(out / REACH_FILE, [r.to_dict() for r in reach])
     runs_path = out / shard_file(shard)
     rows = _read_rows(runs_path)
     done = {(row["label"], row["sparsity"], row["seed"]) for row in _all_rows(out)}
-    mine_to_run = config.jobs() if shard is None else config.jobs()[shard[0] - 1 :: shard[1]]
+    skipped = out_of_reach(reach)
+    runnable = [job for job in config.jobs() if job.key[:2] not in skipped]
+    mine_to_run = runnable if shard is None else runnable[shard[0] - 1 :: shard[1]]
     jobs = [job for job in mine_to_run if job.key not in done]
     bar = tqdm(total=len(jobs), desc="bench runs", unit="run", disable=not progress)
     folders = {job.key: out / RUNS_DIR / job.folder for job in mine_to_run}
@@ -354,8 +363,14 @@ def run_bench(
         write_jsonl(runs_path, rows)
     wanted = {job.key for job in mine_to_run}
     mine = [row for row in rows if (row["label"], row["sparsity"], row["seed"]) in wanted]
-    summary = [] if shard is not None else write_reports(out, config, mine)
+    summary = [] if shard is not None else write_reports(out, config, mine, reach)
     return BenchResult(config, mine, summary, out, trained=len(jobs))
+
+
+def read_reach(out: Path) -> list[Reach]:
+    """The reach a bench folder recorded (none for an unmatched bench or an older folder)."""
+    path = out / REACH_FILE
+    return [Reach(**entry) for entry in json.loads(path.read_text())] if path.exists() else []
 
 
 def merge_reports(out_dir: str | Path) -> BenchResult:
@@ -368,5 +383,5 @@ def merge_reports(out_dir: str | Path) -> BenchResult:
     config = load_config(json.loads((out / CONFIG_FILE).read_text()))
     wanted = {job.key for job in config.jobs()}
     rows = [r for r in _all_rows(out) if (r["label"], r["sparsity"], r["seed"]) in wanted]
-    summary = write_reports(out, config, rows)
+    summary = write_reports(out, config, rows, read_reach(out))
     return BenchResult(config, rows, summary, out, trained=0)

@@ -17,6 +17,8 @@ points and the seeds::
       - {name: l1, pretrain_fraction: 0.5}
     sparsities: [0.75, 0.875]
     match: sparsity             # or params / macs: the points are true fractions removed
+    match_tolerance: 0.03       # matched: a method whose nearest setting misses a point by
+                                # more is not run there (reported as out of reach)
     seeds: 3                    # seeds 0, 1, 2; or a list such as [0, 7]
     latency_batch: 64           # batch of the latency measurements; null skips them
 
@@ -56,6 +58,7 @@ TOP_KEYS = (
     "methods",
     "sparsities",
     "match",
+    "match_tolerance",
     "seeds",
     "latency_batch",
 )
@@ -115,6 +118,7 @@ class BenchConfig:
     widths: tuple[int, ...] | None = None
     latency_batch: int | None = 64
     match: str = "sparsity"
+    match_tolerance: float = 0.03
 
     def jobs(self) -> list[Job]:
         """Every run, in order: methods as listed, then sparsities, then seeds."""
@@ -146,6 +150,7 @@ class BenchConfig:
             "methods": [{"name": m.name, "label": m.label, **m.options} for m in self.methods],
             "sparsities": list(self.sparsities),
             "match": self.match,
+            "match_tolerance": self.match_tolerance,
             "seeds": list(self.seeds),
         }
 
@@ -357,6 +362,9 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchConfig:
     match = raw.get("match", "sparsity")
     if match not in MATCHES:
         raise _fail(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
+    tolerance = _check_type("match_tolerance", raw.get("match_tolerance", 0.03), 0.03)
+    if not 0.0 < tolerance < 1.0:
+        raise _fail(f"match_tolerance must lie in (0, 1), got {tolerance!r}")
     config = BenchConfig(
         model=raw["model"],
         dataset=raw["dataset"],
@@ -368,6 +376,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchConfig:
         widths=None if widths is None else tuple(widths),
         latency_batch=latency_batch,
         match=match,
+        match_tolerance=tolerance,
     )
     for method in methods:
         _check_method_fits(method, config)

@@ -18,6 +18,7 @@ import numpy as np
 
 from topoprune.experiments.aspl_study import correlations
 from topoprune.experiments.bench_config import BenchConfig
+from topoprune.experiments.reach import Reach
 from topoprune.files import write_text
 
 AVERAGED = (
@@ -164,8 +165,10 @@ def markdown(
     summary: list[dict[str, Any]],
     aspl: dict[float, dict[str, Any]],
     plots: list[str],
+    reach: list[Reach] = (),
 ) -> str:
-    """The report: setting, the main table, the graph methods' ASPL table, the plots."""
+    """The report: setting, the main table, the points out of reach, the graph methods' ASPL
+    table, the plots."""
     lines = [f"# Benchmark: {config.model} on {config.dataset}", "", *_describe(config), ""]
     point = "sparsity" if config.match == "sparsity" else f"{config.match} removed (asked)"
     latency = (
@@ -202,6 +205,17 @@ def markdown(
         "the training budget. Wall: the whole run, pruning and timing included. Every method "
         "trains for the same total epochs (after-training methods: dense, then fine-tuning).",
     ]
+    missed = [r for r in reach if not r.reachable]
+    if missed:
+        lines += [
+            "",
+            f"Not run, out of reach (the nearest setting misses the point by more than "
+            f"{config.match_tolerance:g}): "
+            + "; ".join(
+                f"{r.label} at {r.point:g} (its nearest removes {_pct(r.achieved)})" for r in missed
+            )
+            + ".",
+        ]
     graph_rows = [row for row in summary if row["aspl"] is not None]
     if graph_rows:
         lines += [
@@ -262,12 +276,12 @@ def write_plots(
 
 
 def write_reports(
-    out: Path, config: BenchConfig, rows: list[dict[str, Any]]
+    out: Path, config: BenchConfig, rows: list[dict[str, Any]], reach: list[Reach] = ()
 ) -> list[dict[str, Any]]:
     """Write summary.csv, the plots and report.md into ``out``; return the summary rows."""
     summary = summarize(rows, config)
     aspl = aspl_correlations(rows)
     write_text(out / "summary.csv", summary_csv(summary))
     plots = write_plots(out, summary, aspl)
-    write_text(out / "report.md", markdown(config, summary, aspl, plots))
+    write_text(out / "report.md", markdown(config, summary, aspl, plots, reach))
     return summary

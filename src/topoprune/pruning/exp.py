@@ -75,6 +75,11 @@ class ExpOptions:
     finetune_epochs: int = option(
         1, "fine-tuning epochs per pruned conv (one-shot: their total, after the one stage)"
     )
+    finetune_total: int | None = option(
+        None,
+        "one-shot only: fine-tuning epochs in all (default: finetune_epochs x pruned convs), "
+        "for a budget shorter than one epoch per conv",
+    )
     finetune_schedule: str = option(
         "continue",
         "continue: one learning-rate schedule over all stages; restart: one per stage "
@@ -245,6 +250,10 @@ def _check_exp(sparsity: float, options: ExpOptions) -> None:
         raise TopopruneError(f"exp classes must be >= 1, got {options.classes}")
     if options.finetune_epochs < 1:
         raise TopopruneError(f"exp finetune_epochs must be >= 1, got {options.finetune_epochs}")
+    if options.finetune_total is not None and not options.one_shot:
+        raise TopopruneError("exp finetune_total applies to one_shot only: set one_shot: true")
+    if options.finetune_total is not None and options.finetune_total < 1:
+        raise TopopruneError(f"exp finetune_total must be >= 1, got {options.finetune_total}")
     if isinstance(options.rates, str):
         parse_rates(options.rates)
 
@@ -281,7 +290,8 @@ def exp_stages(model: nn.Module, sparsity: float, options: ExpOptions) -> Stages
     names = _pruned_convs(model, _model_rates(model, sparsity, options))
     restart = options.finetune_schedule == "restart"
     if options.one_shot:
-        return Stages([tuple(names)], options.finetune_epochs * len(names), restart)
+        total = options.finetune_total or options.finetune_epochs * len(names)
+        return Stages([tuple(names)], total, restart)
     return Stages([(name,) for name in names], options.finetune_epochs, restart)
 
 
