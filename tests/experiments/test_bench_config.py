@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from topoprune.cli import main
 from topoprune.errors import TopopruneError
-from topoprune.experiments.bench_config import load_config
+from topoprune.experiments.bench_config import bench_methods, load_config
 from topoprune.experiments.protocols import phase
 from topoprune.models import create_model
 from topoprune.pruning import pruning_stages
@@ -40,7 +40,15 @@ def test_the_shipped_configs_are_all_there():
         "imagenet-resnet50.yaml",
         "smallworld-mnist5k.yaml",
         "smallworld-cifar10-vgg16.yaml",
+        "compare-mnist5k.yaml",
     } <= names
+
+
+@pytest.mark.parametrize("name", ["quick-mnist5k.yaml", "compare-mnist5k.yaml"])
+def test_the_comparisons_run_every_method_at_true_params_points(name):
+    config = load_config(Path(__file__).parents[2] / "configs" / name)
+    assert {m.name for m in config.methods} == set(bench_methods())
+    assert config.match == "params" and 0.9 in config.sparsities and len(config.seeds) == 3
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -26,6 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="time every run of the folder again, side by side (not only the ones trained now)",
     )
+    parser.add_argument(
+        "--publish",
+        default=None,
+        metavar="FILE",
+        help="also write the report to FILE (e.g. docs/results.md), its plots in img/ beside it",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run)
 
@@ -33,14 +39,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from topoprune.errors import TopopruneError
     from topoprune.experiments.bench import merge_reports, parse_shard, run_bench
+    from topoprune.files import check_writable
 
     if (args.config is None) == (args.report is None):
         raise TopopruneError("bench needs --config FILE to run, or --report DIR to merge shards")
+    if args.publish is not None:
+        if args.shard is not None:
+            raise TopopruneError("--publish needs the whole grid: publish with --report DIR")
+        check_writable(Path(args.publish).parent)
+    out = args.out or str(Path("runs") / "bench" / Path(args.config or "").stem)
     if args.report is not None:
         result = merge_reports(args.report)
     else:
         shard = None if args.shard is None else parse_shard(args.shard)
-        out = args.out or str(Path("runs") / "bench" / Path(args.config).stem)
         result = run_bench(
             args.config,
             out,
@@ -55,6 +66,18 @@ def run(args: argparse.Namespace) -> int:
                 f"now); when every shard is done: topoprune bench --report {result.out_dir}"
             )
             return 0
+    if args.publish is not None:
+        from topoprune.experiments.publish import publish_report
+
+        publish_report(result.out_dir, args.publish, _command(args, out))
     print((result.out_dir / "report.md").read_text(), end="")
     print(f"{len(result.rows)} runs ({result.trained} trained now); see {result.out_dir}")
     return 0
+
+
+def _command(args: argparse.Namespace, out: str) -> str:
+    """The command that makes the published report again (finished runs are not rerun)."""
+    if args.report is not None:
+        return f"topoprune bench --report {args.report} --publish {args.publish}"
+    workers = f" --workers {args.workers}" if args.workers != 1 else ""
+    return f"topoprune bench --config {args.config} --out {out}{workers} --publish {args.publish}"

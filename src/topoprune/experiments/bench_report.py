@@ -2,7 +2,11 @@
 
 One summary row per (method label, sparsity): the mean and sample standard deviation (ddof 1; 0
 for a single run) of the final test accuracy over seeds, and the mean of every other figure
-(counts are the same for every seed of a method and sparsity; latency and wall time vary).
+(counts are the same for every seed of a method and sparsity; latency and wall time vary);
+``latency_ms`` is the form a user would deploy: the realized one, or the dense model fused.
+When the bench has a method labelled ``random``, the report adds every other method's paired
+differences against it with Holm-corrected p-values, and each plot its Pareto front
+(:mod:`topoprune.experiments.comparison`).
 For the graph methods (runs whose pruning made a graph), ASPL and accuracy are correlated over
 the individual runs of each sparsity — across sparsities ASPL mostly measures the degree.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ import numpy as np
 
 from topoprune.experiments.aspl_study import correlations
 from topoprune.experiments.bench_config import BenchConfig
+from topoprune.experiments.comparison import paired_differences, pareto_front
 from topoprune.experiments.reach import Reach
 from topoprune.files import write_text
 
@@ -47,7 +53,10 @@ SUMMARY_FIELDS = (
     "test_acc_mean",
     "test_acc_std",
     *AVERAGED,
+    "latency_ms",
 )
+REFERENCE = "random"
+"""The label the paired differences are taken against, when the bench has it."""
 
 
 def _mean(values: list[Any]) -> float | None:
@@ -85,6 +94,8 @@ def summarize(rows: list[dict[str, Any]], config: BenchConfig) -> list[dict[str,
                 **{name: _mean([r.get(name) for r in runs]) for name in AVERAGED},
             }
         )
+        row = summary[-1]
+        row["latency_ms"] = row["latency_realized_ms" if key[1] else "latency_dense_ms"]
     return summary
 
 
@@ -166,9 +177,10 @@ def markdown(
     aspl: dict[float, dict[str, Any]],
     plots: list[str],
     reach: list[Reach] = (),
+    differences: list[dict[str, Any]] = (),
 ) -> str:
-    """The report: setting, the main table, the points out of reach, the graph methods' ASPL
-    table, the plots."""
+    """The report: setting, the main table, the points out of reach, the paired differences
+    against random, the Pareto fronts, the graph methods' ASPL table, the plots."""
     lines = [f"# Benchmark: {config.model} on {config.dataset}", "", *_describe(config), ""]
     point = "sparsity" if config.match == "sparsity" else f"{config.match} removed (asked)"
     latency = (
@@ -211,11 +223,10 @@ def markdown(
             "",
             f"Not run, out of reach (the nearest setting misses the point by more than "
             f"{config.match_tolerance:g}): "
-            + "; ".join(
-                f"{r.label} at {r.point:g} (its nearest removes {_pct(r.achieved)})" for r in missed
-            )
+            + "; ".join(f"{r.label} at {r.point:g} ({_why(r)})" for r in missed)
             + ".",
         ]
+    lines += _difference_lines(differences) + _front_lines(summary)
     graph_rows = [row for row in summary if row["aspl"] is not None]
     if graph_rows:
         lines += [
@@ -243,6 +254,50 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def _why(reach: Reach) -> str:
+    return reach.reason or f"its nearest removes {_pct(reach.achieved)}"
+
+
+def _p(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.3g}"
+
+
+def _difference_lines(differences: list[dict[str, Any]]) -> list[str]:
+    if not differences:
+        return []
+    return [
+        "",
+        f"## Paired differences against {REFERENCE}",
+        "",
+        f"Test accuracy minus {REFERENCE}'s at the same point and seed (mean ± std over the "
+        "seeds both ran); p: two-sided paired t-test of a zero mean; Holm: adjusted over every "
+        "row of this table (— where the differences have no spread).",
+        "",
+        "| method | point | pairs | difference (points) | p | p (Holm) |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {d['label']} | {d['sparsity']:g} | {d['pairs']} "
+            f"| {d['mean']:+.2f} ± {d['std']:.2f} | {_p(d['p'])} | {_p(d['p_holm'])} |"
+            for d in differences
+        ),
+    ]
+
+
+def _front_lines(summary: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for cost, what in (("macs", "true MACs"), ("latency_ms", "measured latency")):
+        rows = [row for row in summary if row.get(cost) is not None]
+        if not rows:
+            continue
+        front = pareto_front([r[cost] for r in rows], [r["test_acc_mean"] for r in rows])
+        lines.append(
+            f"Pareto front of mean accuracy against {what}: "
+            + ", ".join(f"{rows[i]['label']} ({rows[i]['sparsity']:g})" for i in front)
+            + "."
+        )
+    return ["", *lines] if lines else []
+
+
 def write_plots(
     out: Path, summary: list[dict[str, Any]], aspl: dict[float, dict[str, Any]]
 ) -> list[str]:
@@ -253,6 +308,10 @@ def write_plots(
     for cost in ("macs", "params"):
         names.append(f"accuracy_vs_{cost}.png")
         plot_accuracy_vs_cost(out / names[-1], summary, cost)
+    timed = [{**row, "latency": row["latency_ms"]} for row in summary]
+    if any(row["latency"] is not None for row in timed):
+        names.append("accuracy_vs_latency.png")
+        plot_accuracy_vs_cost(out / names[-1], timed, "latency")
     for sparsity, found in aspl.items():
         graphs = [
             {
@@ -283,5 +342,7 @@ def write_reports(
     aspl = aspl_correlations(rows)
     write_text(out / "summary.csv", summary_csv(summary))
     plots = write_plots(out, summary, aspl)
-    write_text(out / "report.md", markdown(config, summary, aspl, plots, reach))
+    labels = {method.label for method in config.methods}
+    differences = paired_differences(rows, REFERENCE) if REFERENCE in labels else []
+    write_text(out / "report.md", markdown(config, summary, aspl, plots, reach, differences))
     return summary

@@ -62,24 +62,44 @@ def plot_aspl_accuracy(
     return _save(figure, path)
 
 
+MARKERS = "os^vDPXh<>p"
+"""One marker per method (cycled), so that methods sharing a colour stay apart."""
 COST_LABELS = {
     "macs": "MACs per input, mask-aware (FLOPs = 2 x MACs)",
     "params": "parameters, mask-aware",
+    "latency": "measured latency (ms): realized form, or dense fused",
 }
 
 
 def plot_accuracy_vs_cost(path: str | Path, points: list[dict[str, Any]], cost: str) -> Path:
-    """Test accuracy (mean ± std over seeds) against ``cost`` (``"macs"`` or ``"params"``).
+    """Test accuracy (mean ± std over seeds) against ``cost`` (``"macs"``, ``"params"`` or
+    ``"latency"``), with the Pareto front of the means as a grey step line.
 
     ``points``: rows with ``label``, ``sparsity``, ``test_acc_mean``, ``test_acc_std`` and
-    ``cost`` (one per method and sparsity, as ``bench_report.summarize`` gives). Each method
-    is a line through its points in cost order; the dense model (sparsity 0) is a star with a
-    dashed level. The cost axis is logarithmic.
+    ``cost`` (one per method and sparsity, as ``bench_report.summarize`` gives); rows without a
+    cost are left out. Each method is a line through its points in cost order; the dense model
+    (sparsity 0) is a star with a dashed level. The cost axis is logarithmic.
     """
-    figure = _figure(7, 4.5)
+    from topoprune.experiments.comparison import pareto_front
+
+    figure = _figure(7.5, 4.8)
     axes = figure.subplots()
+    points = [p for p in points if p.get(cost) is not None]
+    front = [
+        points[i]
+        for i in pareto_front([p[cost] for p in points], [p["test_acc_mean"] for p in points])
+    ]
+    axes.plot(
+        [p[cost] for p in front],
+        [p["test_acc_mean"] for p in front],
+        drawstyle="steps-post",
+        color="0.6",
+        linewidth=3,
+        alpha=0.5,
+        label="Pareto front",
+    )
     labels = list(dict.fromkeys(p["label"] for p in points))
-    for label in labels:
+    for number, label in enumerate(labels):
         mine = sorted((p for p in points if p["label"] == label), key=lambda p: p[cost])
         x = [p[cost] for p in mine]
         y = [p["test_acc_mean"] for p in mine]
@@ -88,12 +108,13 @@ def plot_accuracy_vs_cost(path: str | Path, points: list[dict[str, Any]], cost: 
             bar = axes.errorbar(x, y, yerr=error, fmt="*", markersize=12, capsize=4, label=label)
             axes.axhline(y[0], linestyle="--", linewidth=0.8, color=bar.lines[0].get_color())
         else:
-            axes.errorbar(x, y, yerr=error, fmt="o-", capsize=4, label=label)
+            marker = MARKERS[number % len(MARKERS)]
+            axes.errorbar(x, y, yerr=error, fmt=f"{marker}-", capsize=4, label=label)
     axes.set_xscale("log")
     axes.set_xlabel(COST_LABELS[cost])
     axes.set_ylabel("final test accuracy (%), mean ± std")
     axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize="small")
+    axes.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(figure, path)
 
 

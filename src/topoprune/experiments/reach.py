@@ -14,19 +14,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from topoprune.errors import TopopruneError
 from topoprune.experiments.bench_config import DENSE, BenchConfig
 from topoprune.pruning import get_method
 
 
 @dataclass(frozen=True)
 class Reach:
-    """What ``label``'s matched setting achieves at ``point`` (a true fraction removed)."""
+    """What ``label``'s matched setting achieves at ``point`` (a true fraction removed); a
+    method that cannot get near it at any setting has no ``setting``/``achieved`` and says why
+    in ``reason``."""
 
     label: str
     point: float
-    setting: float
-    achieved: float
+    setting: float | None
+    achieved: float | None
     reachable: bool
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,15 +56,19 @@ def find_reach(config: BenchConfig) -> list[Reach]:
         if method.name == DENSE or get_method(method.name).protocol == "search":
             continue
         for point in config.sparsities:
-            match = match_sparsity(
-                setup.model,
-                method.name,
-                config.match,
-                point,
-                {"seed": 0, **method.options},
-                input_size=setup.input_size,
-                data=setup.splits,
-            )
+            try:
+                match = match_sparsity(
+                    setup.model,
+                    method.name,
+                    config.match,
+                    point,
+                    {"seed": 0, **method.options},
+                    input_size=setup.input_size,
+                    data=setup.splits,
+                )
+            except TopopruneError as err:  # no setting removes that much
+                found.append(Reach(method.label, point, None, None, False, str(err)))
+                continue
             close = abs(match.achieved - point) <= config.match_tolerance
             found.append(Reach(method.label, point, match.sparsity, match.achieved, close))
     return found
