@@ -155,6 +155,11 @@ CASES = {
         "keeps a fraction of the MACs in (0, 1]",
         None,
     ),
+    "graphpruning-two-budgets": (
+        ["prune", "--method", "graphpruning", "--macs", "0.5", "--params", "0.5", *TRAIN],
+        "graphpruning takes one budget: macs or params, not both",
+        None,
+    ),
     "graphpruning-parents": (
         ["prune", "--method", "graphpruning", "--macs", "0.5", "--parents", "60", *TRAIN],
         "parents cannot exceed the population",
@@ -164,6 +169,16 @@ CASES = {
         ["prune", "--method", "exp", "--rates", "[0.0, 0.5]", *TRAIN, "--epochs", "1"],
         "leave 0 of the 1 epoch(s) for dense training",
         None,
+    ),
+    "exp-finetune-total": (
+        [*EXP, "--finetune-total", "1"],
+        "exp finetune_total applies to one_shot only: set one_shot: true",
+        None,
+    ),
+    "bench-publish-shard": (
+        ["bench", "--config", "{file}", "--shard", "1/2", "--publish", "{out}/results.md"],
+        "--publish needs the whole grid: publish with --report DIR",
+        "bench.yaml",
     ),
     "exp-pretrain-fraction": (
         [*EXP, "--pretrain-fraction", "0.5"],

@@ -85,7 +85,8 @@ def _check(sparsity: float, options: GraphPruningOptions) -> None:
         raise TopopruneError("graphpruning takes one budget: macs or params, not both")
     kind, keep = _budget(sparsity, options)
     if not 0.0 < keep <= 1.0:
-        raise TopopruneError(f"graphpruning keeps a fraction of the {kind} in (0, 1], got {keep}")
+        what = "MACs" if kind == "macs" else "params"
+        raise TopopruneError(f"graphpruning keeps a fraction of the {what} in (0, 1], got {keep}")
     if min(options.population, options.iterations, options.parents) < 1:
         raise TopopruneError("graphpruning needs population, iterations and parents >= 1")
     if options.parents > options.population:
