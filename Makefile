@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format bench-graphs bench-quick clean
+.PHONY: demo test lint format bench-graphs bench-quick results clean
 
 # torch is installed first and pinned: with no torch installed, pip resolves the package's
 # `torch>=2.1` to the newest CUDA build (several GB); with 2.13.0 (a CPU wheel) already there,
@@ -35,7 +35,11 @@ bench-graphs: $(STAMP)
 	$(PY) benchmarks/graphs.py
 
 bench-quick: $(STAMP)
-	$(VENV)/bin/topoprune bench --config configs/quick-mnist5k.yaml --out runs/bench-quick
+	$(VENV)/bin/topoprune bench --config configs/quick-mnist5k.yaml --out runs/bench-quick --workers 2
+
+# the quick comparison, published as docs/results.md (finished runs in runs/bench-quick are kept)
+results: $(STAMP)
+	$(VENV)/bin/topoprune bench --config configs/quick-mnist5k.yaml --out runs/bench-quick --workers 2 --publish docs/results.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
