@@ -13,6 +13,8 @@ from topoprune.cli import main
 from topoprune.errors import TopopruneError
 from topoprune.experiments import bench
 from topoprune.experiments.bench import run_bench
+from topoprune.graphs.spectrum import spectral_gap
+from topoprune.pruning import PruneResult
 from topoprune.training.trainer import Trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -105,6 +107,9 @@ def test_rows_hold_true_counts_graph_figures_and_latencies(finished):
     assert rgp["params"] < dense["params"] and rgp["nominal_reduction"] == 0.5
     assert rgp["params_reduction"] == 1 - rgp["params"] / rgp["dense_params"]
     assert (rgp["nodes"], rgp["degree"]) == (8, 4) and rgp["aspl"] > 1.0
+    pruned = PruneResult.load(finished[0] / "runs" / "rgp_s0.5_seed0" / "prune.pt")
+    assert rgp["spectral_gap"] == pytest.approx(spectral_gap(np.asarray(pruned.graph)))
+    assert dense["spectral_gap"] is None
     assert dense["latency_masked_ms"] is None and dense["latency_dense_ms"] > 0
     assert rgp["latency_masked_ms"] > 0 and rgp["latency_realized_ms"] > 0
     # timed side by side after training: one dense timing shared by every row of the call

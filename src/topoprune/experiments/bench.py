@@ -156,6 +156,7 @@ def run_job(config: BenchConfig, job: Job, folder: Path, progress: bool = False)
         "nominal_reduction": metrics.get("nominal_reduction", 0.0),
         **_latencies(run.latency_ms),
         "aspl": graph.get("aspl"),
+        "spectral_gap": graph.get("spectral_gap"),
         "diameter": graph.get("diameter"),
         "nodes": graph.get("n"),
         "degree": graph.get("k"),

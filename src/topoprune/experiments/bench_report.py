@@ -40,6 +40,7 @@ AVERAGED = (
     "latency_masked_ms",
     "latency_realized_ms",
     "aspl",
+    "spectral_gap",
     "nodes",
     "degree",
     "search_s",
@@ -100,10 +101,12 @@ def summarize(rows: list[dict[str, Any]], config: BenchConfig) -> list[dict[str,
 
 
 def aspl_correlations(rows: list[dict[str, Any]]) -> dict[float, dict[str, Any]]:
-    """Per sparsity, ASPL vs test accuracy over the runs that have a graph.
+    """Per sparsity, ASPL vs test accuracy over the runs that have a graph, and the spectral
+    gap vs test accuracy.
 
-    Values: ``{"runs", "methods", "pearson_r", "pearson_p", "spearman_rho", "spearman_p"}``
-    (NaN where undefined: fewer than three runs, or no spread).
+    Values: ``{"runs", "methods", "pearson_r", "pearson_p", "spearman_rho", "spearman_p",
+    "gap_pearson_r", "gap_pearson_p"}`` (NaN where undefined: fewer than three runs, no spread,
+    or rows without a spectral gap).
     """
     found: dict[float, list[dict[str, Any]]] = {}
     for row in rows:
@@ -111,8 +114,11 @@ def aspl_correlations(rows: list[dict[str, Any]]) -> dict[float, dict[str, Any]]
             found.setdefault(row["sparsity"], []).append(row)
     result = {}
     for sparsity, runs in sorted(found.items()):
-        r, p, rho, p_rho = correlations(
-            np.array([row["aspl"] for row in runs]), np.array([row["test_acc"] for row in runs])
+        accuracy = np.array([row["test_acc"] for row in runs])
+        r, p, rho, p_rho = correlations(np.array([row["aspl"] for row in runs]), accuracy)
+        gaps = np.array([row.get("spectral_gap") for row in runs], dtype=float)
+        gap_r, gap_p = (
+            correlations(gaps, accuracy)[:2] if np.isfinite(gaps).all() else (np.nan,) * 2
         )
         result[sparsity] = {
             "runs": len(runs),
@@ -121,6 +127,8 @@ def aspl_correlations(rows: list[dict[str, Any]]) -> dict[float, dict[str, Any]]
             "pearson_p": p,
             "spearman_rho": rho,
             "spearman_p": p_rho,
+            "gap_pearson_r": gap_r,
+            "gap_pearson_p": gap_p,
         }
     return result
 
@@ -233,19 +241,20 @@ def markdown(
             "",
             "## Graph methods: ASPL and accuracy",
             "",
-            "| method | sparsity | n | k | ASPL (mean) | test acc (%) |",
-            "|---|---|---|---|---|---|",
+            "| method | point | n | k | ASPL (mean) | spectral gap | test acc (%) |",
+            "|---|---|---|---|---|---|---|",
             *(
                 f"| {row['label']} | {row['sparsity']:g} | {row['nodes']:.0f} "
-                f"| {row['degree']:.0f} | {row['aspl']:.4f} "
+                f"| {row['degree']:.0f} | {row['aspl']:.4f} | {_number(row['spectral_gap'], 4)} "
                 f"| {row['test_acc_mean']:.2f} ± {row['test_acc_std']:.2f} |"
                 for row in graph_rows
             ),
             "",
             *(
-                f"Sparsity {sparsity:g}, {c['runs']} runs of {', '.join(c['methods'])}: "
+                f"Point {sparsity:g}, {c['runs']} runs of {', '.join(c['methods'])}: ASPL "
                 f"Pearson r = {c['pearson_r']:.3f} (p = {c['pearson_p']:.3g}), "
-                f"Spearman rho = {c['spearman_rho']:.3f} (p = {c['spearman_p']:.3g})."
+                f"Spearman rho = {c['spearman_rho']:.3f} (p = {c['spearman_p']:.3g}); "
+                f"spectral gap Pearson r = {c['gap_pearson_r']:.3f} (p = {c['gap_pearson_p']:.3g})."
                 for sparsity, c in aspl.items()
             ),
         ]
