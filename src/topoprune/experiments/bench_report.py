@@ -352,6 +352,8 @@ def write_reports(
     write_text(out / "summary.csv", summary_csv(summary))
     plots = write_plots(out, summary, aspl)
     labels = {method.label for method in config.methods}
-    differences = paired_differences(rows, REFERENCE) if REFERENCE in labels else []
+    order = {job.key: index for index, job in enumerate(config.jobs())}
+    in_order = sorted(rows, key=lambda r: order.get((r["label"], r["sparsity"], r["seed"]), -1))
+    differences = paired_differences(in_order, REFERENCE) if REFERENCE in labels else []
     write_text(out / "report.md", markdown(config, summary, aspl, plots, reach, differences))
     return summary

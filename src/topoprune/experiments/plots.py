@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from topoprune.files import atomic_write
 
@@ -111,6 +112,9 @@ def plot_accuracy_vs_cost(path: str | Path, points: list[dict[str, Any]], cost: 
             marker = MARKERS[number % len(MARKERS)]
             axes.errorbar(x, y, yerr=error, fmt=f"{marker}-", capsize=4, label=label)
     axes.set_xscale("log")
+    if cost == "latency":  # milliseconds read better as plain numbers
+        axes.xaxis.set_major_formatter(ScalarFormatter())
+        axes.xaxis.set_minor_formatter(ScalarFormatter())
     axes.set_xlabel(COST_LABELS[cost])
     axes.set_ylabel("final test accuracy (%), mean ± std")
     axes.grid(alpha=0.3, which="both")
