@@ -40,7 +40,7 @@ from topoprune.pruning.graphpruning.layer_graph import LayerGraph
 from topoprune.pruning.graphpruning.pruning_net import RATIOS, PruningNet
 
 CANDIDATES = "candidates.jsonl"
-MAX_DRAWS = 10_000
+MAX_DRAWS = 200
 SEARCHES = ("evolution", "random", "rl")
 
 
@@ -119,14 +119,18 @@ class SearchSpace:
         return self.cache[widths]
 
     def random_ratios(self, rng: np.random.Generator) -> np.ndarray:
-        """Ratios drawn from the grid, redrawn until they fit the budget."""
+        """Ratios drawn from the grid, redrawn until they fit the budget; under a budget so
+        tight that ``MAX_DRAWS`` draws all miss it, the last draw scaled down until it fits
+        (:func:`clamp_to_budget`)."""
         for _ in range(MAX_DRAWS):
             ratios = rng.choice(RATIOS, size=self.nodes)
             if self.fits(ratios):
                 return ratios
+        ratios = clamp_to_budget(self, ratios)
+        if self.fits(ratios):
+            return ratios
         raise TopopruneError(
-            f"no random configuration fits {self.budget:,} {self.kind} in {MAX_DRAWS} draws: "
-            "raise the budget"
+            f"even {RATIOS[0]} of every width exceeds {self.budget:,} {self.kind}: raise the budget"
         )
 
     def best(self) -> Candidate:
