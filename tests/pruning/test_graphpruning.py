@@ -19,6 +19,7 @@ from topoprune.pruning.graphpruning.gcn import GCN, normalized_adjacency
 from topoprune.pruning.graphpruning.layer_graph import layer_graph
 from topoprune.pruning.graphpruning.pruning_net import RATIOS, PruningNet, candidate_model
 from topoprune.pruning.graphpruning.search import (
+    MAX_DRAWS,
     SearchSpace,
     actor_critic,
     clamp_to_budget,
@@ -131,17 +132,29 @@ def test_pruning_net_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
         assert torch.equal(value, resumed.state_dict()[key]), key
 
 
-def _toy_space(budget_share: float, folder=None, calls=None):
+def _toy_space(budget_share: float, folder=None, calls=None, kind="macs"):
     """LeNet-5's graph with a scorer that prefers wide later nodes (no PruningNet)."""
     graph = layer_graph("lenet5", in_channels=1)
-    dense = count(create_model("lenet5", in_channels=1), (1, 28, 28)).macs
+    dense = getattr(count(create_model("lenet5", in_channels=1), (1, 28, 28)), kind)
 
     def scorer(ratios):
         if calls is not None:
             calls.append(ratios)
         return 0.0, float(ratios @ torch.tensor([1.0, 2.0, 3.0, 4.0]))
 
-    return SearchSpace(graph, scorer, int(budget_share * dense), (1, 28, 28), folder)
+    return SearchSpace(graph, scorer, int(budget_share * dense), (1, 28, 28), folder, kind=kind)
+
+
+def test_a_budget_random_draws_miss_is_met_by_scaling_a_draw_down():
+    space = _toy_space(0.015, kind="params")  # no draw of 2,000 fits
+    rng = np.random.default_rng(0)
+    hits = sum(space.fits(rng.choice(RATIOS, size=space.nodes)) for _ in range(MAX_DRAWS))
+    assert hits == 0
+    best = evolution(space, population=6, iterations=3, parents=2, seed=0)
+    assert all(space.counts(np.array(c.ratios)).params <= space.budget for c in space.history)
+    assert best.val_acc > 0 and len(space.history) == 18
+    with pytest.raises(TopopruneError, match="even 0.1 of every width exceeds"):
+        _toy_space(0.001, kind="params").random_ratios(rng)
 
 
 def test_every_search_stays_within_the_budget_and_evolution_beats_its_start():
