@@ -12,9 +12,10 @@ it projects the whole grid from what it measured:
   method's one search per point (``search_s``), which every seed reuses;
 - the projected runs are scheduled as the bench schedules them (seed by seed, each to the first
   free worker) and the latest finish is the training time;
-- before any run the bench checks which method reaches which point (timed here once), and after
-  every run it times the latencies (measured here as the rest of the wall time, and scaled by
-  the number of seeds, as their models are).
+- before any run the bench checks which method reaches which point (once), and after every run
+  it times the latencies, scaled here by the number of seeds, as their models are. Both are
+  measured in this call: the latencies of every run of the first seed are taken again
+  (``retime``), so a second call on a finished folder measures them too.
 
 It prints the measured wall time, the projection and the target side by side.
 """
@@ -28,7 +29,6 @@ from pathlib import Path
 
 from topoprune.experiments.bench import run_bench
 from topoprune.experiments.bench_config import load_config
-from topoprune.experiments.reach import find_reach
 
 
 def makespan(durations: list[float], workers: int) -> float:
@@ -53,25 +53,23 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.config)
-    started = time.perf_counter()
-    find_reach(config)
-    reach_s = time.perf_counter() - started
     first = {**config.to_dict(), "seeds": [config.seeds[0]]}
     started = time.perf_counter()
-    result = run_bench(first, args.out, workers=args.workers, progress=False)
+    result = run_bench(first, args.out, workers=args.workers, progress=False, retime=True)
     wall = time.perf_counter() - started
     rows = result.rows
     seed_zero = [row["wall_s"] for row in rows]
     later = [row["wall_s"] - (row.get("search_s") or 0.0) for row in rows]
     seeds = len(config.seeds)
     training = makespan(seed_zero + later * (seeds - 1), args.workers)
-    one_seed = makespan(seed_zero, args.workers)
-    timing = max(0.0, wall - reach_s - one_seed) if result.trained == len(rows) else 0.0
+    reach_s, timing = result.seconds["reach"], result.seconds["latency"]
     projected = reach_s + training + timing * seeds
     print(f"config {args.config}: {len(rows)} runs at seed {config.seeds[0]}, {seeds} seeds")
     print(
-        f"measured, first seed: {wall / 60:.1f} min wall ({result.trained} runs trained now; "
-        f"reach check {reach_s:.0f} s, latency timing {timing:.0f} s)"
+        f"measured, first seed: {wall / 60:.1f} min wall ({result.trained} runs trained now, "
+        f"{result.seconds['training'] / 60:.1f} min; reach check {reach_s:.0f} s, latency "
+        f"timing {timing:.0f} s; one seed's runs scheduled: "
+        f"{makespan(seed_zero, args.workers) / 60:.1f} min)"
     )
     searches = sum(row.get("search_s") or 0.0 for row in rows)
     print(f"search cost, once per point: {searches:.0f} s of one worker")

@@ -330,6 +330,8 @@ def test_a_matched_point_a_method_cannot_reach_is_not_run_and_is_reported(tmp_pa
     )
     result = run_bench(config, tmp_path, progress=False)
     ran = {(row["label"], row["sparsity"]) for row in result.rows}
+    assert set(result.seconds) == {"reach", "training", "latency"}
+    assert min(result.seconds.values()) >= 0.0
     # rgp's degree k >= 2 on 8 nodes removes at most 73% of the params; random at most 99.x%
     assert ran == {("dense", 0.0), ("random", 0.5), ("random", 0.9), ("rgp", 0.5)}
     reach = {(r["label"], r["point"]): r for r in json.loads((tmp_path / "reach.json").read_text())}

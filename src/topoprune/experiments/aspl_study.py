@@ -72,9 +72,20 @@ def load_or_make_bank(
     return [{**row, "adj": load_graph(folder / row["file"])} for row in rows]
 
 
+def _spread(values: np.ndarray) -> bool:
+    """Whether ``values`` differ by more than float rounding (equal graphs' spectral gaps,
+    computed from eigenvalues, differ in the last bits)."""
+    return bool(np.ptp(values) > 1e-9 * max(1.0, float(np.abs(values).max())))
+
+
 def correlations(aspls: np.ndarray, accuracies: np.ndarray) -> tuple[float, float, float, float]:
-    """(Pearson r, its p-value, Spearman rho, its p-value); NaN where undefined."""
-    if len(aspls) < 3 or np.ptp(aspls) == 0 or np.ptp(accuracies) == 0:
+    """(Pearson r, its p-value, Spearman rho, its p-value); NaN where undefined: fewer than
+    three values, or no spread in either.
+
+    >>> correlations(np.array([0.1522, 0.1522 + 1e-15, 0.1522]), np.array([97.9, 97.4, 97.9]))
+    (nan, nan, nan, nan)
+    """
+    if len(aspls) < 3 or not _spread(aspls) or not _spread(accuracies):
         return (float("nan"),) * 4
     pearson = stats.pearsonr(aspls, accuracies)
     spearman = stats.spearmanr(aspls, accuracies)

@@ -37,7 +37,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -60,13 +60,18 @@ SEARCHES_DIR = "searches"
 
 @dataclass
 class BenchResult:
-    """The configuration, every run's row (this configuration's only), and the summary rows."""
+    """The configuration, every run's row (this configuration's only), and the summary rows.
+
+    ``seconds``: wall time of this call's phases: ``reach`` (which method reaches which
+    point), ``training`` (every run trained now), ``latency`` (timing them side by side).
+    """
 
     config: BenchConfig
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     out_dir: Path
     trained: int
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"runs": len(self.rows), "trained": self.trained, "summary": self.summary}
@@ -332,7 +337,9 @@ def run_bench(
     out = Path(out_dir)
     _check_folder(out, config)
     _check_runnable(config)
+    started = time.perf_counter()
     reach = find_reach(config)
+    seconds = {"reach": time.perf_counter() - started}
     write_json(out / CONFIG_FILE, config.to_dict())
     write_json(out / REACH_FILE, [r.to_dict() for r in reach])
     runs_path = out / shard_file(shard)
@@ -351,6 +358,7 @@ def run_bench(
             for index, row in enumerate(rows)
             if (key := (row["label"], row["sparsity"], row["seed"])) in folders
         }
+    started = time.perf_counter()
     with bar:
         for row in _execute(config, jobs, out, workers, progress and workers == 1):
             new_rows[len(rows)] = folders[(row["label"], row["sparsity"], row["seed"])]
@@ -359,13 +367,16 @@ def run_bench(
             if progress:
                 bar.write(_describe(row))
             bar.update()
+    seconds["training"] = time.perf_counter() - started
+    started = time.perf_counter()
     if config.latency_batch is not None and new_rows:
         _time_rows(config, new_rows, rows)
         write_jsonl(runs_path, rows)
+    seconds["latency"] = time.perf_counter() - started
     wanted = {job.key for job in mine_to_run}
     mine = [row for row in rows if (row["label"], row["sparsity"], row["seed"]) in wanted]
     summary = [] if shard is not None else write_reports(out, config, mine, reach)
-    return BenchResult(config, mine, summary, out, trained=len(jobs))
+    return BenchResult(config, mine, summary, out, trained=len(jobs), seconds=seconds)
 
 
 def read_reach(out: Path) -> list[Reach]:
