@@ -354,6 +354,7 @@ def test_the_report_compares_against_random_and_publishes_as_a_document(
 ):
     monkeypatch.setattr(bench, "run_job", fake_row)
     config = tiny(methods=["dense", "random", {"name": "rgp", "nodes": 8}], seeds=3)
+    config["reference"] = "random"
     out = tmp_path / "bench"
     run_bench(config, out, progress=False)
     report = (out / "report.md").read_text()

@@ -49,6 +49,7 @@ def test_the_comparisons_run_every_method_at_true_params_points(name):
     config = load_config(Path(__file__).parents[2] / "configs" / name)
     assert {m.name for m in config.methods} == set(bench_methods())
     assert config.match == "params" and 0.9 in config.sparsities and len(config.seeds) == 3
+    assert config.reference == "random"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -128,6 +129,9 @@ def test_a_config_round_trips_through_its_dict():
     ("changes", "message"),
     [
         ({"optimizer": "adam"}, "unknown key 'optimizer' in the config"),
+        ({"reference": "rnadom"}, "reference 'rnadom' must be the label of a pruning method"),
+        ({"reference": "dense"}, "reference 'dense' must be the label of a pruning method"),
+        ({"match_tolerance": 1.5}, "match_tolerance must lie in (0, 1)"),
         ({"model": "alexnet"}, "unknown model 'alexnet'"),
         ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
         ({"methods": ["dense", "magic"]}, "unknown method 'magic'"),

@@ -48,7 +48,7 @@ def test_paired_differences_are_scipys_paired_t_test_with_holm_over_the_table():
         *_rows("snip", 0.9, snip_b),
         *_rows("rgp", 0.9, [70.0, 72.0]),  # one seed fewer: two pairs
     ]
-    found = {(d["label"], d["sparsity"]): d for d in paired_differences(rows)}
+    found = {(d["label"], d["sparsity"]): d for d in paired_differences(rows, "random")}
     assert set(found) == {("rgp", 0.5), ("snip", 0.9), ("rgp", 0.9)}
     rgp = found[("rgp", 0.5)]
     assert rgp["pairs"] == 3 and rgp["mean"] == pytest.approx(1.0)

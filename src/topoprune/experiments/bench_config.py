@@ -19,6 +19,8 @@ points and the seeds::
     match: sparsity             # or params / macs: the points are true fractions removed
     match_tolerance: 0.03       # matched: a method whose nearest setting misses a point by
                                 # more is not run there (reported as out of reach)
+    reference: random           # optional: the label every other method is tested against,
+                                # paired by seed (report: differences, Holm-corrected p-values)
     seeds: 3                    # seeds 0, 1, 2; or a list such as [0, 7]
     latency_batch: 64           # batch of the latency measurements; null skips them
 
@@ -59,6 +61,7 @@ TOP_KEYS = (
     "sparsities",
     "match",
     "match_tolerance",
+    "reference",
     "seeds",
     "latency_batch",
 )
@@ -119,6 +122,7 @@ class BenchConfig:
     latency_batch: int | None = 64
     match: str = "sparsity"
     match_tolerance: float = 0.03
+    reference: str | None = None
 
     def jobs(self) -> list[Job]:
         """Every run, in order: methods as listed, then sparsities, then seeds."""
@@ -151,6 +155,7 @@ class BenchConfig:
             "sparsities": list(self.sparsities),
             "match": self.match,
             "match_tolerance": self.match_tolerance,
+            "reference": self.reference,
             "seeds": list(self.seeds),
         }
 
@@ -365,6 +370,9 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchConfig:
     tolerance = _check_type("match_tolerance", raw.get("match_tolerance", 0.03), 0.03)
     if not 0.0 < tolerance < 1.0:
         raise _fail(f"match_tolerance must lie in (0, 1), got {tolerance!r}")
+    reference = raw.get("reference")
+    if reference is not None and reference not in [m.label for m in methods if m.name != DENSE]:
+        raise _fail(f"reference {reference!r} must be the label of a pruning method in methods")
     config = BenchConfig(
         model=raw["model"],
         dataset=raw["dataset"],
@@ -377,6 +385,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> BenchConfig:
         latency_batch=latency_batch,
         match=match,
         match_tolerance=tolerance,
+        reference=reference,
     )
     for method in methods:
         _check_method_fits(method, config)

@@ -4,8 +4,8 @@ One summary row per (method label, sparsity): the mean and sample standard devia
 for a single run) of the final test accuracy over seeds, and the mean of every other figure
 (counts are the same for every seed of a method and sparsity; latency and wall time vary);
 ``latency_ms`` is the form a user would deploy: the realized one, or the dense model fused.
-When the bench has a method labelled ``random``, the report adds every other method's paired
-differences against it with Holm-corrected p-values, and each plot its Pareto front
+When the config names a ``reference`` label, the report adds every other method's paired
+differences against it with Holm-corrected p-values; every plot shows its Pareto front
 (:mod:`topoprune.experiments.comparison`).
 For the graph methods (runs whose pruning made a graph), ASPL and accuracy are correlated over
 the individual runs of each sparsity — across sparsities ASPL mostly measures the degree.
@@ -56,8 +56,6 @@ SUMMARY_FIELDS = (
     *AVERAGED,
     "latency_ms",
 )
-REFERENCE = "random"
-"""The label the paired differences are taken against, when the bench has it."""
 
 
 def _mean(values: list[Any]) -> float | None:
@@ -234,7 +232,7 @@ def markdown(
             + "; ".join(f"{r.label} at {r.point:g} ({_why(r)})" for r in missed)
             + ".",
         ]
-    lines += _difference_lines(differences) + _front_lines(summary)
+    lines += _difference_lines(differences, config.reference) + _front_lines(summary)
     graph_rows = [row for row in summary if row["aspl"] is not None]
     if graph_rows:
         lines += [
@@ -271,14 +269,14 @@ def _p(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:.3g}"
 
 
-def _difference_lines(differences: list[dict[str, Any]]) -> list[str]:
+def _difference_lines(differences: list[dict[str, Any]], reference: str | None) -> list[str]:
     if not differences:
         return []
     return [
         "",
-        f"## Paired differences against {REFERENCE}",
+        f"## Paired differences against {reference}",
         "",
-        f"Test accuracy minus {REFERENCE}'s at the same point and seed (mean ± std over the "
+        f"Test accuracy minus {reference}'s at the same point and seed (mean ± std over the "
         "seeds both ran); p: two-sided paired t-test of a zero mean; Holm: adjusted over every "
         "row of this table (— where the differences have no spread).",
         "",
@@ -351,9 +349,9 @@ def write_reports(
     aspl = aspl_correlations(rows)
     write_text(out / "summary.csv", summary_csv(summary))
     plots = write_plots(out, summary, aspl)
-    labels = {method.label for method in config.methods}
     order = {job.key: index for index, job in enumerate(config.jobs())}
     in_order = sorted(rows, key=lambda r: order.get((r["label"], r["sparsity"], r["seed"]), -1))
-    differences = paired_differences(in_order, REFERENCE) if REFERENCE in labels else []
+    reference = config.reference
+    differences = [] if reference is None else paired_differences(in_order, reference)
     write_text(out / "report.md", markdown(config, summary, aspl, plots, reach, differences))
     return summary

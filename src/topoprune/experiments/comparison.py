@@ -46,9 +46,7 @@ def paired_t_p(differences: np.ndarray) -> float:
     return float(stats.ttest_1samp(differences, 0.0).pvalue)
 
 
-def paired_differences(
-    rows: list[dict[str, Any]], reference: str = "random"
-) -> list[dict[str, Any]]:
+def paired_differences(rows: list[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
     """Per (label, point) other than ``reference``'s and dense's: the paired differences in test
     accuracy against ``reference`` at the same point, in the rows' order.
 
@@ -58,7 +56,7 @@ def paired_differences(
     >>> rows = [{"label": l, "sparsity": 0.9, "seed": s, "test_acc": a}
     ...     for l, s, a in [("random", 0, 90.0), ("random", 1, 91.0), ("random", 2, 92.0),
     ...                     ("rgp", 0, 91.0), ("rgp", 1, 92.5), ("rgp", 2, 93.0)]]
-    >>> [(d["label"], d["pairs"], round(d["mean"], 3)) for d in paired_differences(rows)]
+    >>> [(d["label"], d["pairs"], round(d["mean"], 3)) for d in paired_differences(rows, "random")]
     [('rgp', 3, 1.167)]
     """
     accuracy = {(r["label"], r["sparsity"], r["seed"]): r["test_acc"] for r in rows}
