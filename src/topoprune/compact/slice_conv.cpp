@@ -308,51 +308,13 @@ void batched_band(const Problem& p, const Batched& g, const float* __restrict pk
   }
 }
 
-// batched_band for 3x3 kernels at dilation 1, the common case: per slice, each of the TR + 2
-// input rows under the tile is loaded once (TC + 2 vectors, kept in registers) and serves the
-// three horizontal taps of each output row it reaches, so the loop issues about a third of the
-// loads of the general form and is bound by the multiply-adds alone.
-template <int TR, int TC>
-void batched_band_3x3(const Problem& p, const Batched& g, const float* __restrict pk, int64_t o,
-                      float* __restrict band) {
-  const int64_t k0 = p.row_ptr[o], k1 = p.row_ptr[o + 1];
-  for (int64_t x0 = 0; x0 < g.cols; x0 += TC) {
-    Vec acc[TR][TC];
-    for (int r = 0; r < TR; ++r)
-      for (int j = 0; j < TC; ++j) acc[r][j] = Vec{};
-    const float* corner = pk + x0 * kLanes;
-    for (int64_t k = k0; k < k1; ++k) {
-      const Vec* src = reinterpret_cast<const Vec*>(corner + p.col[k] * g.plane);
-      prefetch_next(p, g, corner, k, k0, k1, TC);
-      const float* wk = p.w + k * 9;
-#pragma GCC unroll 16
-      for (int in_row = 0; in_row < TR + 2; ++in_row) {
-        Vec in[TC + 2];
-#pragma GCC unroll 32
-        for (int j = 0; j < TC + 2; ++j) in[j] = src[in_row * g.padded_w + j];
-#pragma GCC unroll 4
-        for (int ky = 0; ky < 3; ++ky) {
-          const int r = in_row - ky;  // the output row this input row feeds through tap row ky
-          if (r < 0 || r >= TR) continue;
-#pragma GCC unroll 4
-          for (int kx = 0; kx < 3; ++kx) {
-            const float wt = wk[ky * 3 + kx];
-#pragma GCC unroll 32
-            for (int j = 0; j < TC; ++j) acc[r][j] += wt * in[j + kx];
-          }
-        }
-      }
-    }
-    for (int r = 0; r < TR; ++r)
-      for (int j = 0; j < TC; ++j)
-        *reinterpret_cast<Vec*>(band + (r * g.cols + x0 + j) * kLanes) = acc[r][j];
-  }
-}
-
-// batched_band_3x3 for OT output channels [o, o + OT) of one run (identical kept input
-// channels: slice j of channel o + u is row_ptr[o + u] + j): each input vector loaded serves
-// the OT channels, so a slice's window is read once for all of them. Channel o + u's band goes
-// to band + u * TR * g.cols * 16.
+// batched_band for 3x3 kernels at dilation 1, the common case, for OT output channels
+// [o, o + OT) of one run (identical kept input channels: slice j of channel o + u is
+// row_ptr[o + u] + j; OT = 1 is a single channel). Per slice, each of the TR + 2 input rows under
+// the tile is loaded once (TC + 2 vectors, kept in registers) and serves the three horizontal
+// taps of each output row it reaches, for all OT channels, so the loop issues about a third of
+// the loads of the general form and is bound by the multiply-adds alone. Channel o + u's band
+// goes to band + u * TR * g.cols * 16.
 template <int OT, int TR, int TC>
 void batched_run_3x3(const Problem& p, const Batched& g, const float* __restrict pk, int64_t o,
                      float* __restrict band) {
@@ -441,20 +403,20 @@ struct BatchedTile {
 // broadcast weight in the 32 vector registers of AVX-512; the 3x3 form also holds TC + 2 input
 // vectors, so it exists for the tiles where all of that fits.
 const BatchedTile kBatchedTiles[] = {
-    {2, 8, batched_band<2, 8>, batched_band_3x3<2, 8>, batched_run_3x3<2, 2, 4>,
+    {2, 8, batched_band<2, 8>, batched_run_3x3<1, 2, 8>, batched_run_3x3<2, 2, 4>,
      batched_run_3x3<4, 2, 2>},
-    {4, 4, batched_band<4, 4>, batched_band_3x3<4, 4>, batched_run_3x3<2, 4, 2>,
+    {4, 4, batched_band<4, 4>, batched_run_3x3<1, 4, 4>, batched_run_3x3<2, 4, 2>,
      batched_run_3x3<4, 4, 1>},
-    {1, 8, batched_band<1, 8>, batched_band_3x3<1, 8>, batched_run_3x3<2, 1, 4>,
+    {1, 8, batched_band<1, 8>, batched_run_3x3<1, 1, 8>, batched_run_3x3<2, 1, 4>,
      batched_run_3x3<4, 1, 2>},
-    {8, 2, batched_band<8, 2>, batched_band_3x3<8, 2>, batched_run_3x3<2, 8, 1>, nullptr},
-    {2, 6, batched_band<2, 6>, batched_band_3x3<2, 6>, batched_run_3x3<2, 2, 3>, nullptr},
-    {2, 4, batched_band<2, 4>, batched_band_3x3<2, 4>, batched_run_3x3<2, 2, 2>,
+    {8, 2, batched_band<8, 2>, batched_run_3x3<1, 8, 2>, batched_run_3x3<2, 8, 1>, nullptr},
+    {2, 6, batched_band<2, 6>, batched_run_3x3<1, 2, 6>, batched_run_3x3<2, 2, 3>, nullptr},
+    {2, 4, batched_band<2, 4>, batched_run_3x3<1, 2, 4>, batched_run_3x3<2, 2, 2>,
      batched_run_3x3<4, 2, 1>},
-    {4, 2, batched_band<4, 2>, batched_band_3x3<4, 2>, batched_run_3x3<2, 4, 1>, nullptr},
-    {1, 4, batched_band<1, 4>, batched_band_3x3<1, 4>, batched_run_3x3<2, 1, 2>,
+    {4, 2, batched_band<4, 2>, batched_run_3x3<1, 4, 2>, batched_run_3x3<2, 4, 1>, nullptr},
+    {1, 4, batched_band<1, 4>, batched_run_3x3<1, 1, 4>, batched_run_3x3<2, 1, 2>,
      batched_run_3x3<4, 1, 1>},
-    {1, 1, batched_band<1, 1>, batched_band_3x3<1, 1>, nullptr, nullptr},
+    {1, 1, batched_band<1, 1>, batched_run_3x3<1, 1, 1>, nullptr, nullptr},
     {6, 4, batched_band<6, 4>, nullptr, nullptr, nullptr},  // (its 3x3 form spills registers)
     {3, 8, batched_band<3, 8>, nullptr, nullptr, nullptr},
     {4, 6, batched_band<4, 6>, nullptr, nullptr, nullptr},
